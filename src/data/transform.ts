@@ -1,0 +1,248 @@
+// Pure transforms on an in-memory Dataset: per-channel statistics and
+// normalization, and the seeded subsets that landscape evaluations run on
+// ("a fixed, seeded subset" of the training set). Nothing here reads files.
+
+import { Random } from "../core/random.ts";
+import { type Dataset, datasetSize, sampleSize } from "./dataset.ts";
+
+/**
+ * Mean and standard deviation of each input channel.
+ *
+ * @example
+ * const fashion: ChannelStats = { mean: [0.286], std: [0.353] };
+ */
+export interface ChannelStats {
+  readonly mean: readonly number[];
+  readonly std: readonly number[];
+}
+
+/**
+ * How a reader normalizes the [0, 1]-scaled pixels it decodes: with given
+ * statistics, with the statistics of the data just read ("compute"), or not
+ * at all ("none").
+ *
+ * @example
+ * const how: Normalization = { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
+ */
+export type Normalization = ChannelStats | "compute" | "none";
+
+/**
+ * Number of channels in a sample shape: the leading axis of [C, H, W] (or any
+ * shape of rank >= 2); a flat feature vector [F] or a scalar counts as one channel.
+ *
+ * @example
+ * channelCount([3, 32, 32]); // 3
+ * channelCount([784]); // 1
+ */
+export function channelCount(shape: readonly number[]): number {
+  return shape.length >= 2 ? (shape[0] as number) : 1;
+}
+
+/**
+ * Per-channel mean and population standard deviation over every sample and
+ * position (two passes, accumulated in float64). An empty dataset gives NaN.
+ *
+ * @example
+ * const { mean, std } = channelStats(loadEmbedded("train", { normalize: "none" }));
+ * // mean ≈ [0.286], std ≈ [0.353]
+ */
+export function channelStats(data: Dataset): ChannelStats {
+  const channels = channelCount(data.shape);
+  const plane = sampleSize(data) / channels;
+  const n = datasetSize(data);
+  const x = data.inputs;
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (let c = 0; c < channels; c++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const start = (i * channels + c) * plane;
+      for (let j = start; j < start + plane; j++) sum += x[j] as number;
+    }
+    const m = sum / (n * plane);
+    let squares = 0;
+    for (let i = 0; i < n; i++) {
+      const start = (i * channels + c) * plane;
+      for (let j = start; j < start + plane; j++) {
+        const d = (x[j] as number) - m;
+        squares += d * d;
+      }
+    }
+    mean.push(m);
+    std.push(Math.sqrt(squares / (n * plane)));
+  }
+  return { mean, std };
+}
+
+/**
+ * A copy of the dataset with each channel mapped to (x - mean[c]) / std[c].
+ *
+ * @example
+ * const ds = normalize(raw, { mean: [0.286], std: [0.353] });
+ */
+export function normalize(data: Dataset, stats: ChannelStats): Dataset {
+  const channels = channelCount(data.shape);
+  const where = `normalize(): dataset '${data.name}' (sample shape [${data.shape.join(", ")}])`;
+  for (const key of ["mean", "std"] as const) {
+    const values = stats[key];
+    if (values.length !== channels) {
+      throw new Error(
+        `${where} has ${channels} channel${channels === 1 ? "" : "s"} but '${key}' has ${values.length} value${values.length === 1 ? "" : "s"}`,
+      );
+    }
+    for (const [c, v] of values.entries()) {
+      if (!Number.isFinite(v) || (key === "std" && v <= 0)) {
+        const expected = key === "std" ? "a finite number > 0" : "a finite number";
+        throw new Error(`${where}: '${key}[${c}]' must be ${expected}, got ${v}`);
+      }
+    }
+  }
+  const plane = sampleSize(data) / channels;
+  const x = data.inputs;
+  const out = new Float32Array(x.length);
+  const n = datasetSize(data);
+  for (let c = 0; c < channels; c++) {
+    const m = stats.mean[c] as number;
+    const s = stats.std[c] as number;
+    for (let i = 0; i < n; i++) {
+      const start = (i * channels + c) * plane;
+      for (let j = start; j < start + plane; j++) out[j] = ((x[j] as number) - m) / s;
+    }
+  }
+  return { ...data, inputs: out };
+}
+
+/**
+ * Applies a reader's `normalize` option: given statistics, the dataset's own
+ * statistics ("compute"), or nothing ("none", which returns the dataset as is).
+ *
+ * @example
+ * const ds = applyNormalization(raw, "compute"); // each channel now has mean 0, std 1
+ */
+export function applyNormalization(data: Dataset, how: Normalization): Dataset {
+  if (how === "none") return data;
+  if (how === "compute") return normalize(data, channelStats(data));
+  if (typeof how === "object" && how !== null) return normalize(data, how);
+  throw new Error(`normalize option must be "compute", "none" or {mean, std}, got ${JSON.stringify(how)}`);
+}
+
+/**
+ * Which samples to keep: exactly one of `count` (a positive integer) or
+ * `fraction` (in (0, 1], rounded to the nearest count, at least 1), and the seed.
+ *
+ * @example
+ * const options: SubsetOptions = { count: 1000, seed: 0 };
+ */
+export interface SubsetOptions {
+  readonly count?: number;
+  readonly fraction?: number;
+  readonly seed: number;
+}
+
+/**
+ * The sample indices a subset keeps: the first `count` entries of
+ * `new Random(seed).permutation(size)`, sorted ascending so the subset keeps
+ * the original order. The same size and seed always give the same indices.
+ *
+ * @example
+ * subsetIndices(60000, { fraction: 0.1, seed: 1 }); // 6000 sorted indices
+ */
+export function subsetIndices(size: number, options: SubsetOptions): Uint32Array {
+  return chooseIndices(size, options, "subsetIndices()");
+}
+
+/**
+ * A seeded random subset of the samples, kept in their original order (see
+ * `subsetIndices`).
+ *
+ * @example
+ * const small = subset(train, { count: 1000, seed: 0 });
+ * datasetSize(small); // 1000
+ */
+export function subset(data: Dataset, options: SubsetOptions): Dataset {
+  const size = datasetSize(data);
+  const indices = chooseIndices(size, options, `subset(): dataset '${data.name}'`);
+  const count = indices.length;
+  const per = sampleSize(data);
+  const inputs = new Float32Array(count * per);
+  const labels = emptyLabelsLike(data.labels, count);
+  for (let k = 0; k < count; k++) {
+    const i = indices[k] as number;
+    inputs.set(data.inputs.subarray(i * per, (i + 1) * per), k * per);
+    labels[k] = data.labels[i] as number;
+  }
+  const what = options.count !== undefined ? `${count}` : `${options.fraction}`;
+  return { ...data, name: `${data.name}[subset ${what} seed ${options.seed}]`, inputs, labels };
+}
+
+function chooseIndices(size: number, options: SubsetOptions, where: string): Uint32Array {
+  const count = subsetCount(size, options, where);
+  return new Random(options.seed).permutation(size).slice(0, count).sort();
+}
+
+function subsetCount(size: number, options: SubsetOptions, where: string): number {
+  const { count, fraction } = options;
+  if (count !== undefined && fraction !== undefined) {
+    throw new Error(
+      `${where}: give exactly one of 'count' or 'fraction', got both (${count} and ${fraction})`,
+    );
+  }
+  if (count === undefined && fraction === undefined) {
+    throw new Error(`${where}: give exactly one of 'count' or 'fraction', got neither`);
+  }
+  if (!Number.isInteger(options.seed)) {
+    throw new Error(`${where}: 'seed' must be an integer, got ${options.seed}`);
+  }
+  if (count !== undefined) {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new Error(`${where}: 'count' must be a positive integer, got ${count}`);
+    }
+    if (count > size) throw new Error(`${where}: 'count' ${count} exceeds the ${size} samples available`);
+    return count;
+  }
+  const f = fraction as number;
+  if (!(f > 0 && f <= 1)) throw new Error(`${where}: 'fraction' must be in (0, 1], got ${f}`);
+  if (size === 0) throw new Error(`${where}: cannot take a fraction of an empty dataset`);
+  return Math.max(1, Math.round(f * size));
+}
+
+function emptyLabelsLike(labels: Dataset["labels"], count: number): Uint8Array | Uint16Array | Int32Array {
+  if (labels instanceof Uint8Array) return new Uint8Array(count);
+  if (labels instanceof Uint16Array) return new Uint16Array(count);
+  return new Int32Array(count);
+}
+
+/**
+ * The part of `SubsetOptions` a command line gives: a count or a fraction.
+ *
+ * @example
+ * const spec: SubsetSpec = { fraction: 0.1 };
+ */
+export type SubsetSpec = { readonly count: number } | { readonly fraction: number };
+
+/**
+ * Parses the CLI's subset syntax: an integer is a sample count ("1000"), a
+ * decimal a fraction in (0, 1] ("0.1", "1.0"), a percentage a fraction ("10%").
+ *
+ * @example
+ * subset(train, { ...parseSubset("0.1"), seed: 0 });
+ * parseSubset("1000"); // { count: 1000 }
+ */
+export function parseSubset(text: string): SubsetSpec {
+  const t = text.trim();
+  const expected = `expected a sample count like "1000", a fraction in (0, 1] like "0.1" or a percentage like "10%"`;
+  if (/^\d+$/.test(t)) {
+    const count = Number(t);
+    if (count < 1 || !Number.isSafeInteger(count)) {
+      throw new Error(`subset "${text}": a sample count must be a positive integer; ${expected}`);
+    }
+    return { count };
+  }
+  const percent = /^(\d+(?:\.\d*)?|\.\d+)%$/.exec(t);
+  const fraction = percent ? Number(percent[1]) / 100 : /^(\d+\.\d*|\.\d+)$/.test(t) ? Number(t) : undefined;
+  if (fraction === undefined) throw new Error(`subset "${text}": ${expected}`);
+  if (!(fraction > 0 && fraction <= 1)) {
+    throw new Error(`subset "${text}": a fraction must be in (0, 1], got ${fraction}; ${expected}`);
+  }
+  return { fraction };
+}
