@@ -2,8 +2,7 @@
 // little-endian header length N, N bytes of JSON naming each tensor's dtype,
 // shape and byte range, then the packed little-endian tensor data.
 
-import { renameSync, rmSync, writeFileSync } from "node:fs";
-import { readFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 
 /**
  * Element types this module reads. F16 and BF16 are widened to Float32Array;
@@ -167,16 +166,16 @@ export function parseSafetensors(bytes: Uint8Array, options: { file?: string } =
     const where = `${file}: tensor '${name}'`;
     if (!isObject(entry)) throw new Error(`${where}: expected {dtype, shape, data_offsets}, got ${describe(entry)}`);
     const { dtype, shape, data_offsets: offsets } = entry;
-    if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new Error(`${where}: unsupported dtype ${JSON.stringify(dtype)}; expected one of ${DTYPE_LIST}`);
     }
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw new Error(`${where}: 'shape' must be an array of non-negative integers, got ${describe(shape)}`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
+    const [begin, end] = Array.isArray(offsets) && offsets.length === 2 ? offsets : [];
+    if (!isCount(begin) || !isCount(end) || begin > end) {
       throw new Error(`${where}: 'data_offsets' must be [begin, end] with 0 <= begin <= end, got ${describe(offsets)}`);
     }
-    const [begin, end] = offsets as [number, number];
     const d = dtype as SafetensorsDtype;
     const need = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[d];
     if (end - begin !== need) {
@@ -375,6 +374,25 @@ export function serializeSafetensors(
     const target = out.subarray(dataStart + begin, dataStart + begin + data.byteLength);
     target.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     if (!LITTLE_ENDIAN_HOST) swapBytes(target, data.BYTES_PER_ELEMENT);
+  }
+  return out;
+}
+
+/**
+ * The tensor's values as a Float32Array: the tensor's own array for F32 (and
+ * the widened F16/BF16), a converted copy for every other dtype.
+ *
+ * @example
+ * const w = tensorToFloat32(readSafetensors("model.safetensors").tensors.get("fc.weight")!);
+ */
+export function tensorToFloat32(tensor: SafetensorsTensor): Float32Array {
+  const { data } = tensor;
+  if (data instanceof Float32Array) return data;
+  const out = new Float32Array(data.length);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  } else {
+    out.set(data);
   }
   return out;
 }

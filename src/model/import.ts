@@ -246,16 +246,7 @@ function findRoles(graph: Graph, inits: Map<string, Tensor>, model: string): Map
         const b = initOf(n.inputs[1]);
         if (b && !a) set(b, n, "filter", transB ? 0 : 1);
         else if (a && !b) set(a, n, "filter", transA ? 1 : 0);
-        const c = initOf(n.inputs[2]);
-        if (c)
-          set(
-            c,
-            n,
-            c.dims.length <= 1 || c.dims.every((d, i) => i === c.dims.length - 1 || d === 1)
-              ? "bias"
-              : "filter",
-            0,
-          );
+        set(initOf(n.inputs[2]), n, "bias");
         break;
       }
       case "MatMul": {

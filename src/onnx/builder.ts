@@ -107,6 +107,13 @@ export class GraphBuilder {
     return outs;
   }
 
+  /** Renames a node output (e.g. the last one to "logits"); returns the new name. */
+  rename(value: string, name: string): string {
+    for (const n of this.graph.nodes) n.outputs = n.outputs.map((o) => (o === value ? name : o));
+    for (const n of this.graph.nodes) n.inputs = n.inputs.map((i) => (i === value ? name : i));
+    return name;
+  }
+
   /** The finished model (ONNX IR 8, opset 17 by default). */
   build(opset = 17): ModelProto {
     return {

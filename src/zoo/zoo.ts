@@ -101,7 +101,7 @@ export function zooProto(name: string, options: ZooOptions = {}): ModelProto {
       `zoo: unknown model '${name}'; choose one of ${ZOO_NAMES.join(", ")} (any resnet<6n+2>, resnet<6n+2>-noshort, wrn<6n+2>-<k>)`,
     );
   }
-  ctx.b.output(logits, ["N", classes]);
+  ctx.b.output(ctx.b.rename(logits, "logits"), ["N", classes]);
   return ctx.b.build();
 }
 
