@@ -44,7 +44,9 @@ function balancedIndices(labels: Uint8Array, perClass: number, seed: number): Ui
     }
   }
   if (chosen.length !== perClass * CLASSES) {
-    throw new Error(`only ${chosen.length} samples found for ${perClass} per class; counts ${taken.join(", ")}`);
+    throw new Error(
+      `only ${chosen.length} samples found for ${perClass} per class; counts ${taken.join(", ")}`,
+    );
   }
   return Uint32Array.from(chosen).sort();
 }
@@ -83,7 +85,8 @@ function build(source: string): Map<string, { payload: Uint8Array; gz: Uint8Arra
     const [n, rows, cols] = images.dims as [number, number, number];
     const pixels = images.data as Uint8Array;
     const labelData = labels.data as Uint8Array;
-    if (labelData.length !== n) throw new Error(`${source}: ${n} ${prefix} images but ${labelData.length} labels`);
+    if (labelData.length !== n)
+      throw new Error(`${source}: ${n} ${prefix} images but ${labelData.length} labels`);
     const chosen = balancedIndices(labelData, perClass, SEED);
     const plane = rows * cols;
     const outImages = new Uint8Array(chosen.length * plane);
@@ -118,7 +121,9 @@ function main(): number {
     const temporary = `${path}.tmp-${process.pid}`;
     writeFileSync(temporary, gz);
     renameSync(temporary, path);
-    console.log(`${name}  ${gz.length} bytes  sha256 ${sha256(gz)}  (uncompressed sha256 ${sha256(payload)})`);
+    console.log(
+      `${name}  ${gz.length} bytes  sha256 ${sha256(gz)}  (uncompressed sha256 ${sha256(payload)})`,
+    );
   }
   return differ === 0 ? 0 : 1;
 }

@@ -9,6 +9,7 @@ import { runDemo } from "../demo.ts";
 import type { LossName } from "../engine/engine.ts";
 import { createOrtEngine } from "../engine/ort.ts";
 import { saveModel } from "../model/checkpoint.ts";
+import { isTrainable } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
 import { zooModel } from "../zoo/zoo.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
@@ -70,7 +71,8 @@ modelOptions(program.command("describe").description("list a model's parameters 
     allowFoldedBatchNorm: Boolean(o.allowFoldedBn),
   });
   console.log(`${model.name}: input '${model.input.name}' [${model.input.batch ?? "N"}, ${model.input.shape.join(", ")}], output '${model.output}', ${model.classes ?? "?"} classes`);
-  console.log(`${model.params.length} parameter tensors, ${model.size} values`);
+  const trainable = model.params.filter((p) => isTrainable(p.role)).reduce((a, p) => a + p.size, 0);
+  console.log(`${model.params.length} parameter tensors, ${model.size} values (${trainable} trainable)`);
   for (const p of model.params) {
     console.log(`  ${p.name.padEnd(36)} ${`[${p.shape.join(", ")}]`.padEnd(18)} ${p.role}${p.filterAxis !== undefined ? ` (filters along axis ${p.filterAxis})` : ""}`);
   }

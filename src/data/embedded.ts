@@ -74,7 +74,10 @@ export function embeddedDataDir(): string {
  * const train = loadEmbedded("train"); // 10,000 samples
  * const raw = loadEmbedded("test", { normalize: "none" }); // pixels in [0, 1]
  */
-export function loadEmbedded(split: EmbeddedSplit, options: { readonly normalize?: Normalization } = {}): Dataset {
+export function loadEmbedded(
+  split: EmbeddedSplit,
+  options: { readonly normalize?: Normalization } = {},
+): Dataset {
   const { normalize = FASHION_MNIST_STATS } = options;
   let prefix: string;
   switch (split) {
@@ -85,7 +88,9 @@ export function loadEmbedded(split: EmbeddedSplit, options: { readonly normalize
       prefix = "t10k";
       break;
     default:
-      throw new Error(`loadEmbedded(): 'split' must be "train" or "test", got ${JSON.stringify(split satisfies never)}`);
+      throw new Error(
+        `loadEmbedded(): 'split' must be "train" or "test", got ${JSON.stringify(split satisfies never)}`,
+      );
   }
   const dir = embeddedDataDir();
   return readMnist(join(dir, `${prefix}-images-idx3-ubyte.gz`), join(dir, `${prefix}-labels-idx1-ubyte.gz`), {

@@ -2,7 +2,8 @@
 // little-endian header length N, N bytes of JSON naming each tensor's dtype,
 // shape and byte range, then the packed little-endian tensor data.
 
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { writeFileAtomic } from "./atomic.ts";
 
 /**
  * Element types this module reads. F16 and BF16 are widened to Float32Array;
@@ -128,7 +129,9 @@ export function parseSafetensors(bytes: Uint8Array, options: { file?: string } =
   }
   const headerLength = Number(declared);
   if (headerLength > MAX_HEADER_BYTES) {
-    throw new Error(`${file}: safetensors header length ${headerLength} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
+    throw new Error(
+      `${file}: safetensors header length ${headerLength} exceeds the limit of ${MAX_HEADER_BYTES} bytes`,
+    );
   }
   let text: string;
   try {
@@ -151,20 +154,25 @@ export function parseSafetensors(bytes: Uint8Array, options: { file?: string } =
   const dataStart = 8 + headerLength;
   const dataSize = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] =
+    [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
-      if (!isObject(entry)) throw new Error(`${file}: "__metadata__" must be an object, got ${describe(entry)}`);
+      if (!isObject(entry))
+        throw new Error(`${file}: "__metadata__" must be an object, got ${describe(entry)}`);
       for (const [key, value] of Object.entries(entry)) {
         if (typeof value !== "string") {
-          throw new Error(`${file}: "__metadata__" value of '${key}' must be a string, got ${describe(value)}`);
+          throw new Error(
+            `${file}: "__metadata__" value of '${key}' must be a string, got ${describe(value)}`,
+          );
         }
         metadata[key] = value;
       }
       continue;
     }
     const where = `${file}: tensor '${name}'`;
-    if (!isObject(entry)) throw new Error(`${where}: expected {dtype, shape, data_offsets}, got ${describe(entry)}`);
+    if (!isObject(entry))
+      throw new Error(`${where}: expected {dtype, shape, data_offsets}, got ${describe(entry)}`);
     const { dtype, shape, data_offsets: offsets } = entry;
     if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       throw new Error(`${where}: unsupported dtype ${JSON.stringify(dtype)}; expected one of ${DTYPE_LIST}`);
@@ -174,7 +182,9 @@ export function parseSafetensors(bytes: Uint8Array, options: { file?: string } =
     }
     const [begin, end] = Array.isArray(offsets) && offsets.length === 2 ? offsets : [];
     if (!isCount(begin) || !isCount(end) || begin > end) {
-      throw new Error(`${where}: 'data_offsets' must be [begin, end] with 0 <= begin <= end, got ${describe(offsets)}`);
+      throw new Error(
+        `${where}: 'data_offsets' must be [begin, end] with 0 <= begin <= end, got ${describe(offsets)}`,
+      );
     }
     const d = dtype as SafetensorsDtype;
     const need = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[d];
@@ -202,7 +212,10 @@ export function parseSafetensors(bytes: Uint8Array, options: { file?: string } =
       );
     }
     if (e.begin > covered) {
-      const after = previous === undefined ? "the start of the data section" : `tensor '${previous.name}' (ends at ${covered})`;
+      const after =
+        previous === undefined
+          ? "the start of the data section"
+          : `tensor '${previous.name}' (ends at ${covered})`;
       throw new Error(
         `${file}: tensor '${e.name}' starts at data offset ${e.begin}, leaving ${e.begin - covered} unused bytes after ${after}; safetensors packs tensors without gaps`,
       );
@@ -343,18 +356,25 @@ export function serializeSafetensors(
     if (typeof t.name !== "string" || t.name === "" || t.name === "__metadata__") {
       throw new Error(`${where}: 'name' must be a non-empty string other than "__metadata__"`);
     }
-    if (seen.has(t.name)) throw new Error(`${where}: the name '${t.name}' is already used by an earlier tensor`);
+    if (seen.has(t.name))
+      throw new Error(`${where}: the name '${t.name}' is already used by an earlier tensor`);
     seen.add(t.name);
     if (!Array.isArray(t.shape) || !t.shape.every(isCount)) {
-      throw new Error(`${where}: 'shape' must be an array of non-negative integers, got ${describe(t.shape)}`);
+      throw new Error(
+        `${where}: 'shape' must be an array of non-negative integers, got ${describe(t.shape)}`,
+      );
     }
     const dtype = dtypeOf(t.data);
     if (dtype === undefined) {
-      throw new Error(`${where}: 'data' must be a typed array (Float32Array, BigInt64Array, ...), got ${describe(t.data)}`);
+      throw new Error(
+        `${where}: 'data' must be a typed array (Float32Array, BigInt64Array, ...), got ${describe(t.data)}`,
+      );
     }
     const values = t.shape.reduce((a, b) => a * b, 1);
     if (values !== t.data.length) {
-      throw new Error(`${where}: shape [${t.shape.join(", ")}] has ${values} values but 'data' has ${t.data.length}`);
+      throw new Error(
+        `${where}: shape [${t.shape.join(", ")}] has ${values} values but 'data' has ${t.data.length}`,
+      );
     }
     const end = offset + t.data.byteLength;
     fields.push(
@@ -420,13 +440,5 @@ export function writeSafetensors(
   tensors: readonly TensorToWrite[],
   metadata: Record<string, string> = {},
 ): void {
-  const bytes = serializeSafetensors(tensors, metadata);
-  const temporary = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(temporary, bytes);
-    renameSync(temporary, path);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }

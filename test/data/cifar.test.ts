@@ -71,9 +71,13 @@ describe("CIFAR-10", () => {
   });
 
   it("suggests CIFAR-100 when the size fits its records", () => {
-    const bytes = batch([[1, 2], [3, 4], [5, 6]]);
+    const bytes = batch([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     expect(() => parseCifarBatch(bytes, { file: "train.bin" })).toThrow(
-      /train\.bin: CIFAR-10 record 2 at offset 6146 is truncated: .*pass variant "cifar100"/,
+      /train\.bin: CIFAR-10 record 3 at offset 9219 is truncated: 3 of 3073 bytes .*3074-byte CIFAR-100 records: pass variant "cifar100"/,
     );
   });
 
@@ -115,7 +119,9 @@ describe("CIFAR-100", () => {
   });
 
   it("rejects a coarse label for CIFAR-10 and mixing label kinds", () => {
-    expect(() => parseCifarBatch(batch([[1]]), { label: "coarse" })).toThrow(/"coarse" applies only to variant "cifar100"/);
+    expect(() => parseCifarBatch(batch([[1]]), { label: "coarse" })).toThrow(
+      /"coarse" applies only to variant "cifar100"/,
+    );
     const fine = parseCifarBatch(bytes, { variant: "cifar100" });
     const coarse = parseCifarBatch(bytes, { variant: "cifar100", label: "coarse" });
     expect(() => cifarDataset([fine, coarse])).toThrow(/batch 1 has 20 classes but batch 0 has 100/);

@@ -13,7 +13,8 @@ import { channelStats } from "../../src/data/transform.ts";
 
 function classCounts(labels: ArrayLike<number>): number[] {
   const counts = new Array<number>(10).fill(0);
-  for (let i = 0; i < labels.length; i++) counts[labels[i] as number] = (counts[labels[i] as number] as number) + 1;
+  for (let i = 0; i < labels.length; i++)
+    counts[labels[i] as number] = (counts[labels[i] as number] as number) + 1;
   return counts;
 }
 
@@ -67,6 +68,8 @@ describe("embedded Fashion-MNIST", () => {
   });
 
   it("rejects an unknown split", () => {
-    expect(() => loadEmbedded("val" as "train")).toThrow(/loadEmbedded\(\): 'split' must be "train" or "test", got "val"/);
+    expect(() => loadEmbedded("val" as "train")).toThrow(
+      /loadEmbedded\(\): 'split' must be "train" or "test", got "val"/,
+    );
   });
 });

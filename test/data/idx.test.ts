@@ -136,14 +136,18 @@ describe("parseIdx", () => {
     const { labels } = mnist(20, 1, 1);
     const gz = new Uint8Array(gzipSync(labels));
     gz[gz.length - 6] = (gz[gz.length - 6] as number) ^ 0xff; // damage the CRC
-    expect(() => parseIdx(gz, { file: "c.gz" })).toThrow(/^c\.gz: corrupt gzip data \(incorrect data check\)/);
+    expect(() => parseIdx(gz, { file: "c.gz" })).toThrow(
+      /^c\.gz: corrupt gzip data \(incorrect data check\)/,
+    );
   });
 });
 
 describe("readMnist", () => {
   it("builds a [1, rows, cols] dataset scaled to [0, 1] when not normalized", () => {
     const { images, labels } = mnist(6, 3, 2);
-    const ds = readMnist(write("a-images.gz", gzipSync(images)), write("a-labels", labels), { normalize: "none" });
+    const ds = readMnist(write("a-images.gz", gzipSync(images)), write("a-labels", labels), {
+      normalize: "none",
+    });
     expect(ds.name).toBe("a-images.gz");
     expect(ds.shape).toEqual([1, 3, 2]);
     expect(ds.classes).toBe(10);

@@ -38,7 +38,13 @@ describe("channelStats", () => {
   it("treats a flat feature vector as one channel", () => {
     expect(channelCount([784])).toBe(1);
     expect(channelCount([3, 32, 32])).toBe(3);
-    const ds: Dataset = { name: "flat", shape: [2], inputs: new Float32Array([1, 3, 5, 7]), labels: new Uint8Array(2), classes: 2 };
+    const ds: Dataset = {
+      name: "flat",
+      shape: [2],
+      inputs: new Float32Array([1, 3, 5, 7]),
+      labels: new Uint8Array(2),
+      classes: 2,
+    };
     expect(channelStats(ds)).toEqual({ mean: [4], std: [Math.sqrt(5)] });
   });
 });
@@ -127,7 +133,9 @@ describe("subset", () => {
     expect(() => subset(ds, { count: 0, seed: 0 })).toThrow(/'count' must be a positive integer, got 0/);
     expect(() => subset(ds, { fraction: 0, seed: 0 })).toThrow(/'fraction' must be in \(0, 1\], got 0/);
     expect(() => subset(ds, { fraction: 1.5, seed: 0 })).toThrow(/'fraction' must be in \(0, 1\], got 1\.5/);
-    expect(() => subset(ds, { count: 2, fraction: 0.5, seed: 0 })).toThrow(/exactly one of 'count' or 'fraction', got both/);
+    expect(() => subset(ds, { count: 2, fraction: 0.5, seed: 0 })).toThrow(
+      /exactly one of 'count' or 'fraction', got both/,
+    );
     expect(() => subset(ds, { seed: 0 })).toThrow(/exactly one of 'count' or 'fraction', got neither/);
     expect(() => subset(ds, { count: 2, seed: 0.5 })).toThrow(/'seed' must be an integer, got 0\.5/);
   });

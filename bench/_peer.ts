@@ -1,0 +1,45 @@
+// Runs the PyTorch peer of a benchmark (Debian python3-torch) configured at
+// its best on the same cores, and reads the JSON it prints on its last line.
+
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/** Python with Debian's torch; the pyenv python on PATH does not have it. */
+export const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+
+/** How the peer is configured, printed with every result. */
+export const PEER_SETUP =
+  "PyTorch (Debian python3-torch) with OpenMP OpenBLAS (libopenblas0-openmp), glibc malloc tunables keeping buffers (mmap/trim thresholds 4 GiB), torch.set_num_threads(threads), no_grad, eval mode";
+
+/** Checks that the peer is importable; prints how to install it and exits otherwise. */
+export function requirePeer(): string {
+  const r = spawnSync(PYTHON, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8" });
+  if (r.status !== 0) {
+    console.error(
+      "PyTorch peer not found. Install it with: sudo apt-get install python3-torch libopenblas0-openmp  (Debian/Ubuntu)",
+    );
+    process.exit(2);
+  }
+  return r.stdout.trim();
+}
+
+/** Runs a peer script with arguments; returns the JSON object of its last stdout line. */
+export function runPeer(script: string, args: string[], threads: number): Record<string, unknown> {
+  const env = {
+    ...process.env,
+    GLIBC_TUNABLES: "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=4294967296",
+    OMP_NUM_THREADS: String(threads),
+    OPENBLAS_NUM_THREADS: String(threads),
+  };
+  const r = spawnSync(PYTHON, [script, ...args], { encoding: "utf8", env, maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`peer ${script} failed (exit ${r.status}):\n${r.stderr}`);
+  const lines = r.stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1] ?? "{}") as Record<string, unknown>;
+}
+
+/** Median of a list of numbers. */
+export function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}

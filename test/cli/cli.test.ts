@@ -1,0 +1,68 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadDataset } from "../../src/data/load.ts";
+import { createOrtEngine } from "../../src/engine/ort.ts";
+import { loadParams } from "../../src/model/checkpoint.ts";
+import { readOnnx } from "../../src/model/import.ts";
+import { tempDir } from "../helpers.ts";
+
+const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
+const { dir, cleanup } = tempDir("losscape-cli-");
+afterAll(cleanup);
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("losscape CLI", () => {
+  it("demo builds, saves and evaluates the small CNN on the embedded data", () => {
+    const out = join(dir, "demo");
+    const r = cli("demo", "--out", out, "--threads", "2");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/10000 train \/ 2000 test samples/);
+    expect(r.out).toMatch(/test: loss \d+\.\d{4}, accuracy \d+\.\d{2} % on 2000 samples/);
+    expect(readdirSync(out).sort()).toEqual(["cnn.onnx", "cnn.safetensors"]);
+  });
+
+  it("zoo writes a model that evaluate reads back, with the library's numbers", async () => {
+    const base = join(dir, "mlp");
+    expect(cli("zoo", "mlp", "--out", base, "--seed", "4").code).toBe(0);
+    const r = cli("evaluate", "--model", `${base}.onnx`, "--params", `${base}.safetensors`, "--subset", "300", "--seed", "2", "--json");
+    expect(r.code).toBe(0);
+    const got = JSON.parse(r.out) as { loss: number; accuracy: number; count: number };
+    const model = await readOnnx(`${base}.onnx`);
+    const engine = await createOrtEngine(model, { threads: 1 });
+    const want = await engine.evaluate(loadParams(model, `${base}.safetensors`), loadDataset("fashion-mnist", "test", { subset: { count: 300 }, seed: 2 }));
+    await engine.dispose();
+    expect(got.count).toBe(300);
+    expect(got.loss).toBeCloseTo(want.loss, 6);
+    expect(got.accuracy).toBe(want.accuracy);
+    expect(r.err).toMatch(/evaluate: 300\/300 samples \(100.0 %\), [\d.]+ samples\/s/);
+  });
+
+  it("describe lists parameters with their roles", () => {
+    const r = cli("describe", "--model", "resnet20", "--input-shape", "3,32,32");
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/107 parameter tensors, 274042 values \(272474 trainable\)/);
+    expect(r.out).toMatch(/layer2\.0\.shortcut\.0\.weight\s+\[32, 16, 1, 1\]\s+filter \(filters along axis 0\)/);
+    expect(r.out).toMatch(/layer1\.0\.bn1\.running_var\s+\[16\]\s+bn-stat/);
+  });
+
+  it("rejects bad arguments naming the option, what was expected and what came", () => {
+    const bad = cli("evaluate", "--model", "cnn", "--batch-size", "0");
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--batch-size expects a positive integer, got '0'/);
+    const shape = cli("evaluate", "--model", "cnn", "--input-shape", "3,x");
+    expect(shape.err).toMatch(/--input-shape expects a shape like 3,32,32, got '3,x'/);
+    const zoo = cli("evaluate", "--model", "resnet21");
+    expect(zoo.code).toBe(1);
+    expect(zoo.err).toMatch(/losscape: zoo: 'resnet21' needs a depth of the form 6n\+2/);
+    const data = cli("evaluate", "--model", "cnn", "--data", "cifar10:/nowhere");
+    expect(data.err).toMatch(/folder '\/nowhere' does not exist/);
+    expect(existsSync(join(dir, "nowhere"))).toBe(false);
+  });
+});

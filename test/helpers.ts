@@ -1,0 +1,35 @@
+// Shared test helpers: tolerance comparisons and temporary folders.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "vitest";
+
+/** Asserts |a - b| <= atol + rtol * |b| elementwise, reporting the worst index. */
+export function expectAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  { rtol = 1e-6, atol = 0 }: { rtol?: number; atol?: number } = {},
+): void {
+  expect(actual.length).toBe(expected.length);
+  let worst = -1;
+  let excess = 0;
+  for (let i = 0; i < actual.length; i++) {
+    const a = actual[i] as number;
+    const b = expected[i] as number;
+    const over = Math.abs(a - b) - (atol + rtol * Math.abs(b));
+    if (over > excess || Number.isNaN(over)) {
+      excess = Number.isNaN(over) ? Infinity : over;
+      worst = i;
+    }
+  }
+  if (worst >= 0) {
+    throw new Error(`values differ at index ${worst}: ${actual[worst]} vs ${expected[worst]} (rtol ${rtol}, atol ${atol})`);
+  }
+}
+
+/** A fresh temporary folder, removed by the returned cleanup function. */
+export function tempDir(prefix = "losscape-test-"): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
