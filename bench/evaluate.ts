@@ -35,7 +35,9 @@ const data: Dataset = {
 const model = zooModel(name, { inputShape: shape, seed: 0 });
 const engine = await createOrtEngine(model, { threads });
 
-console.log(`${name} forward, ${samples} samples per call, ${threads} threads, median of ${rounds} rounds after a warm-up`);
+console.log(
+  `${name} forward, ${samples} samples per call, ${threads} threads, median of ${rounds} rounds after a warm-up`,
+);
 console.log(`peer: torch ${torchVersion}; ${PEER_SETUP}`);
 console.log("| batch | losscape (img/s) | PyTorch (img/s) | ratio |");
 console.log("|---|---|---|---|");
@@ -50,7 +52,11 @@ for (const batchSize of [128, 256]) {
     const rate = samples / ((performance.now() - t0) / 1000);
     if (r > 0) ours.push(rate);
   }
-  const peer = runPeer(new URL("./torch_evaluate.py", import.meta.url).pathname, [name, String(threads), String(batchSize), String(samples), String(rounds)], threads);
+  const peer = runPeer(
+    new URL("./torch_evaluate.py", import.meta.url).pathname,
+    [name, String(threads), String(batchSize), String(samples), String(rounds)],
+    threads,
+  );
   const theirs = median(peer.rates as number[]);
   const mine = median(ours);
   ratios.push(mine / theirs);

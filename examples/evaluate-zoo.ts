@@ -9,7 +9,9 @@ const model = zooModel("cnn", { inputShape: data.shape, classes: data.classes, s
 const engine = await createOrtEngine(model, { threads: 2 });
 try {
   const { loss, accuracy, count } = await engine.evaluate(model.initial, data);
-  console.log(`cnn at its initial parameters: loss ${loss.toFixed(4)}, accuracy ${(100 * accuracy).toFixed(1)} % on ${count} samples`);
+  console.log(
+    `cnn at its initial parameters: loss ${loss.toFixed(4)}, accuracy ${(100 * accuracy).toFixed(1)} % on ${count} samples`,
+  );
 } finally {
   await engine.dispose();
 }

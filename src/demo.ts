@@ -36,11 +36,18 @@ export interface DemoResult {
  * @example
  * const result = await runDemo({ out: "out/demo", log: console.log });
  */
-export async function runDemo({ out = "out/demo", threads, seed = 0, log = () => {} }: DemoOptions = {}): Promise<DemoResult> {
+export async function runDemo({
+  out = "out/demo",
+  threads,
+  seed = 0,
+  log = () => {},
+}: DemoOptions = {}): Promise<DemoResult> {
   mkdirSync(out, { recursive: true });
   const trainData = loadEmbedded("train");
   const testData = loadEmbedded("test");
-  log(`data: embedded Fashion-MNIST subset, ${datasetSize(trainData)} train / ${datasetSize(testData)} test samples of [${trainData.shape.join(", ")}]`);
+  log(
+    `data: embedded Fashion-MNIST subset, ${datasetSize(trainData)} train / ${datasetSize(testData)} test samples of [${trainData.shape.join(", ")}]`,
+  );
   const model = zooModel("cnn", { inputShape: trainData.shape, classes: trainData.classes, seed });
   log(`model: zoo 'cnn', ${model.params.length} tensors, ${model.size} parameters (seed ${seed})`);
   const saved = saveModel(model, model.initial, join(out, "cnn"));

@@ -1,6 +1,5 @@
 // losscape's library API: everything the CLI does is available from here.
 
-export { axisValues, type Axis, type Grid, gridSize, inShard, parseAxis, parseShard, pointCoords, type Shard } from "./core/grid.ts";
 export {
   type DirectionMode,
   filterNorms,
@@ -13,6 +12,17 @@ export {
   type RandomDirectionOptions,
   randomDirection,
 } from "./core/directions.ts";
+export {
+  type Axis,
+  axisValues,
+  type Grid,
+  gridSize,
+  inShard,
+  parseAxis,
+  parseShard,
+  pointCoords,
+  type Shard,
+} from "./core/grid.ts";
 export { Random } from "./core/random.ts";
 export { combine, dot, norm } from "./core/vector.ts";
 export { readCifar } from "./data/cifar.ts";
@@ -25,8 +35,19 @@ export { type DemoOptions, type DemoResult, runDemo } from "./demo.ts";
 export type { Engine, EvaluateOptions, LossName, Metrics } from "./engine/engine.ts";
 export { createOrtEngine, type OrtOptions } from "./engine/ort.ts";
 export { writeFileAtomic } from "./formats/atomic.ts";
-export { parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors } from "./formats/safetensors.ts";
-export { loadParams, onnxWithParams, paramsFromSafetensors, paramsToSafetensors, saveModel } from "./model/checkpoint.ts";
+export {
+  parseSafetensors,
+  readSafetensors,
+  serializeSafetensors,
+  writeSafetensors,
+} from "./formats/safetensors.ts";
+export {
+  loadParams,
+  onnxWithParams,
+  paramsFromSafetensors,
+  paramsToSafetensors,
+  saveModel,
+} from "./model/checkpoint.ts";
 export { fromProto, type ImportOptions, parseOnnx, readOnnx } from "./model/import.ts";
 export { isTrainable, type Model, type ParamRole, type ParamSpec, paramView } from "./model/model.ts";
 export { type OpenOptions, openModel } from "./model/open.ts";

@@ -24,7 +24,9 @@ export function expectAllClose(
     }
   }
   if (worst >= 0) {
-    throw new Error(`values differ at index ${worst}: ${actual[worst]} vs ${expected[worst]} (rtol ${rtol}, atol ${atol})`);
+    throw new Error(
+      `values differ at index ${worst}: ${actual[worst]} vs ${expected[worst]} (rtol ${rtol}, atol ${atol})`,
+    );
   }
 }
 

@@ -15,7 +15,14 @@ import { dot } from "./vector.ts";
 export type Normalization = "filter" | "layer" | "weight" | "dfilter" | "dlayer" | "none";
 
 /** All normalizations, for validation and help texts. */
-export const NORMALIZATIONS: readonly Normalization[] = ["filter", "layer", "weight", "dfilter", "dlayer", "none"];
+export const NORMALIZATIONS: readonly Normalization[] = [
+  "filter",
+  "layer",
+  "weight",
+  "dfilter",
+  "dlayer",
+  "none",
+];
 
 /** `weights`: batch-norm running statistics never move; `states`: they are part of the direction too. */
 export type DirectionMode = "weights" | "states";
@@ -76,7 +83,10 @@ export function normalizeDirection(
             dn += (d[i] as number) ** 2;
             tn += (theta[i] as number) ** 2;
           });
-          const scale = normalization === "filter" ? Math.sqrt(tn) / (Math.sqrt(dn) + 1e-10) : 1 / (Math.sqrt(dn) + 1e-10);
+          const scale =
+            normalization === "filter"
+              ? Math.sqrt(tn) / (Math.sqrt(dn) + 1e-10)
+              : 1 / (Math.sqrt(dn) + 1e-10);
           forFilter(p, j, (i) => {
             d[i] = (d[i] as number) * scale;
           });
@@ -91,7 +101,8 @@ export function normalizeDirection(
           dn += (d[i] as number) ** 2;
           tn += (theta[i] as number) ** 2;
         }
-        const scale = normalization === "layer" ? Math.sqrt(tn) / (Math.sqrt(dn) + 1e-10) : 1 / (Math.sqrt(dn) + 1e-10);
+        const scale =
+          normalization === "layer" ? Math.sqrt(tn) / (Math.sqrt(dn) + 1e-10) : 1 / (Math.sqrt(dn) + 1e-10);
         for (let i = p.offset; i < p.offset + p.size; i++) d[i] = (d[i] as number) * scale;
         break;
       }
@@ -102,13 +113,21 @@ export function normalizeDirection(
         break;
       default:
         normalization satisfies never;
-        throw new Error(`normalizeDirection(): unknown normalization '${normalization as string}'; expected one of ${NORMALIZATIONS.join(", ")}`);
+        throw new Error(
+          `normalizeDirection(): unknown normalization '${normalization as string}'; expected one of ${NORMALIZATIONS.join(", ")}`,
+        );
     }
   }
 }
 
 /** Applies the rank-1 and mode rules to a direction in place. */
-function applyRules(d: Float32Array, theta: Float32Array, params: readonly ParamSpec[], ignoreBiasBN: boolean, mode: DirectionMode): void {
+function applyRules(
+  d: Float32Array,
+  theta: Float32Array,
+  params: readonly ParamSpec[],
+  ignoreBiasBN: boolean,
+  mode: DirectionMode,
+): void {
   for (const p of params) {
     const end = p.offset + p.size;
     if (p.role === "bn-stat" && mode === "weights") d.fill(0, p.offset, end);
@@ -122,7 +141,8 @@ function applyRules(d: Float32Array, theta: Float32Array, params: readonly Param
 function checkLength(v: Float32Array, params: readonly ParamSpec[], what: string, where: string): void {
   const last = params[params.length - 1];
   const size = last ? last.offset + last.size : 0;
-  if (v.length !== size) throw new Error(`${where}: '${what}' has ${v.length} values but the parameters have ${size}`);
+  if (v.length !== size)
+    throw new Error(`${where}: '${what}' has ${v.length} values but the parameters have ${size}`);
 }
 
 /**
@@ -132,11 +152,17 @@ function checkLength(v: Float32Array, params: readonly ParamSpec[], what: string
  * @example
  * const d1 = randomDirection(model.initial, model.params, { seed: 1 });
  */
-export function randomDirection(theta: Float32Array, params: readonly ParamSpec[], options: RandomDirectionOptions): Float32Array {
+export function randomDirection(
+  theta: Float32Array,
+  params: readonly ParamSpec[],
+  options: RandomDirectionOptions,
+): Float32Array {
   const { seed, normalization = "filter", ignoreBiasBN = true, mode = "weights" } = options;
   checkLength(theta, params, "theta", "randomDirection()");
   if (!NORMALIZATIONS.includes(normalization)) {
-    throw new Error(`randomDirection(): unknown normalization '${normalization}'; expected one of ${NORMALIZATIONS.join(", ")}`);
+    throw new Error(
+      `randomDirection(): unknown normalization '${normalization}'; expected one of ${NORMALIZATIONS.join(", ")}`,
+    );
   }
   const rng = new Random(seed);
   const d = new Float32Array(theta.length);
@@ -172,7 +198,8 @@ export function modelDirection(
   const d = new Float32Array(thetaA.length);
   for (let i = 0; i < d.length; i++) d[i] = (thetaB[i] as number) - (thetaA[i] as number);
   normalizeDirection(d, thetaA, params, normalization);
-  if (mode === "weights") for (const p of params) if (p.role === "bn-stat") d.fill(0, p.offset, p.offset + p.size);
+  if (mode === "weights")
+    for (const p of params) if (p.role === "bn-stat") d.fill(0, p.offset, p.offset + p.size);
   return d;
 }
 

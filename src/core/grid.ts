@@ -29,7 +29,8 @@ export function parseAxis(text: string, option: string): Axis {
     throw new Error(`${option} '${text}': ${expected}`);
   }
   const [min, max, num] = nums as [number, number, number];
-  if (!Number.isInteger(num) || num < 1) throw new Error(`${option} '${text}': the number of points must be a positive integer, got ${num}`);
+  if (!Number.isInteger(num) || num < 1)
+    throw new Error(`${option} '${text}': the number of points must be a positive integer, got ${num}`);
   if (num > 1 && !(max > min)) throw new Error(`${option} '${text}': max must be greater than min`);
   return { min, max, num };
 }
@@ -86,7 +87,8 @@ export function parseShard(text: string, option = "--shard"): Shard {
   if (!m) throw new Error(`${option} '${text}': expected i/n like 0/4 (shard i of n, counting from 0)`);
   const index = Number(m[1]);
   const count = Number(m[2]);
-  if (count < 1 || index >= count) throw new Error(`${option} '${text}': need 0 <= i < n, got i = ${index}, n = ${count}`);
+  if (count < 1 || index >= count)
+    throw new Error(`${option} '${text}': need 0 <= i < n, got i = ${index}, n = ${count}`);
   return { index, count };
 }
 

@@ -30,9 +30,11 @@ export function combine(
   coords: readonly number[],
   out: Float32Array = new Float32Array(theta.length),
 ): Float32Array {
-  if (dirs.length !== coords.length) throw new Error(`combine(): ${dirs.length} directions but ${coords.length} coordinates`);
+  if (dirs.length !== coords.length)
+    throw new Error(`combine(): ${dirs.length} directions but ${coords.length} coordinates`);
   for (const d of dirs) {
-    if (d.length !== theta.length) throw new Error(`combine(): a direction has ${d.length} values but theta has ${theta.length}`);
+    if (d.length !== theta.length)
+      throw new Error(`combine(): a direction has ${d.length} values but theta has ${theta.length}`);
   }
   const n = theta.length;
   if (dirs.length === 1) {

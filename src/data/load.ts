@@ -45,7 +45,8 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
     case "fashion-mnist":
     case "mnist": {
       if (dir === undefined) {
-        if (kind === "mnist") throw new Error(`data 'mnist' needs a folder: mnist:DIR (with train-images-idx3-ubyte[.gz] ...)`);
+        if (kind === "mnist")
+          throw new Error(`data 'mnist' needs a folder: mnist:DIR (with train-images-idx3-ubyte[.gz] ...)`);
         data = loadEmbedded(split);
         break;
       }
@@ -57,8 +58,10 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
       break;
     }
     case "cifar10": {
-      if (dir === undefined) throw new Error(`data 'cifar10' needs a folder: cifar10:DIR (cifar-10-batches-bin)`);
-      const files = split === "train" ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ["test_batch.bin"];
+      if (dir === undefined)
+        throw new Error(`data 'cifar10' needs a folder: cifar10:DIR (cifar-10-batches-bin)`);
+      const files =
+        split === "train" ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ["test_batch.bin"];
       data = readCifar(
         files.map((f) => find(dir, f, false)),
         { variant: "cifar10", normalize: DATASET_STATS.cifar10, name: `cifar10/${split}` },
@@ -66,7 +69,8 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
       break;
     }
     case "cifar100": {
-      if (dir === undefined) throw new Error(`data 'cifar100' needs a folder: cifar100:DIR (cifar-100-binary)`);
+      if (dir === undefined)
+        throw new Error(`data 'cifar100' needs a folder: cifar100:DIR (cifar-100-binary)`);
       data = readCifar([find(dir, `${split}.bin`, false)], {
         variant: "cifar100",
         normalize: DATASET_STATS.cifar100,
@@ -86,9 +90,12 @@ function splitSpec(spec: string): [(typeof KINDS)[number], string | undefined] {
   const kind = at < 0 ? spec : spec.slice(0, at);
   const dir = at < 0 ? undefined : spec.slice(at + 1);
   if (!(KINDS as readonly string[]).includes(kind)) {
-    throw new Error(`data '${spec}': unknown dataset '${kind}'; expected one of ${KINDS.join(", ")} (optionally KIND:DIR)`);
+    throw new Error(
+      `data '${spec}': unknown dataset '${kind}'; expected one of ${KINDS.join(", ")} (optionally KIND:DIR)`,
+    );
   }
-  if (dir !== undefined && !existsSync(dir)) throw new Error(`data '${spec}': folder '${dir}' does not exist`);
+  if (dir !== undefined && !existsSync(dir))
+    throw new Error(`data '${spec}': folder '${dir}' does not exist`);
   return [kind as (typeof KINDS)[number], dir];
 }
 

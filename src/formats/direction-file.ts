@@ -64,13 +64,17 @@ function readGroup(r: H5Reader, group: string): DirectionTensor[] {
   const keys = r.keys(group);
   const bad = keys.find((k) => !/^(0|[1-9][0-9]*)$/.test(k));
   if (bad !== undefined) {
-    throw r.error(`group '${group}' has '${bad}', expected datasets named 0, 1, ... (one per parameter tensor)`);
+    throw r.error(
+      `group '${group}' has '${bad}', expected datasets named 0, 1, ... (one per parameter tensor)`,
+    );
   }
   if (keys.length === 0) throw r.error(`group '${group}' is empty, expected datasets 0, 1, ...`);
   const indices = keys.map(Number).sort((a, b) => a - b);
   const missing = indices.findIndex((n, k) => n !== k);
   if (missing >= 0) {
-    throw r.error(`group '${group}' lacks dataset '${group}/${missing}' (has ${keys.length} datasets up to ${indices.at(-1)})`);
+    throw r.error(
+      `group '${group}' lacks dataset '${group}/${missing}' (has ${keys.length} datasets up to ${indices.at(-1)})`,
+    );
   }
   return indices.map((k) => {
     const path = `${group}/${k}`;
@@ -86,7 +90,10 @@ function readGroup(r: H5Reader, group: string): DirectionTensor[] {
  * @example
  * const dirs = parseDirectionFile(readFileSync("dirs.h5"), { file: "dirs.h5" });
  */
-export function parseDirectionFile(bytes: Uint8Array, { file }: ParseDirectionFileOptions = {}): DirectionFile {
+export function parseDirectionFile(
+  bytes: Uint8Array,
+  { file }: ParseDirectionFileOptions = {},
+): DirectionFile {
   return decodeH5(bytes, label(file), (r) => {
     if (!r.has(GROUPS.x)) throw r.error(`group '${GROUPS.x}' is missing`);
     const x = readGroup(r, GROUPS.x);
@@ -125,7 +132,11 @@ function mismatch(x: readonly DirectionTensor[], y: readonly DirectionTensor[]):
   return null;
 }
 
-function checkTensors(tensors: unknown, which: "x" | "y", where: string): asserts tensors is DirectionTensor[] {
+function checkTensors(
+  tensors: unknown,
+  which: "x" | "y",
+  where: string,
+): asserts tensors is DirectionTensor[] {
   if (!Array.isArray(tensors)) throw new Error(`${where}: '${which}' must be an array of tensors`);
   if (tensors.length === 0) throw new Error(`${where}: '${which}' has no tensors`);
   for (const [k, t] of (tensors as DirectionTensor[]).entries()) {
@@ -149,17 +160,20 @@ function checkDirectionFile(d: DirectionFile, where: string): void {
     const problem = mismatch(d.x, d.y);
     if (problem !== null) throw new Error(`${where}: ${problem}`);
   }
-  if (d.meta === null || typeof d.meta !== "object") throw new Error(`${where}: 'meta' must be an object of strings`);
+  if (d.meta === null || typeof d.meta !== "object")
+    throw new Error(`${where}: 'meta' must be an object of strings`);
   for (const [key, value] of Object.entries(d.meta)) {
     if (key === "") throw new Error(`${where}: 'meta' has an empty key`);
-    if (key === "file_version") throw new Error(`${where}: meta key 'file_version' is reserved (losscape writes it)`);
+    if (key === "file_version")
+      throw new Error(`${where}: meta key 'file_version' is reserved (losscape writes it)`);
     if (typeof value !== "string") {
       throw new Error(`${where}: meta '${key}' is ${typeof value}, expected a string (stringify numbers)`);
     }
   }
   for (const field of Object.keys(TRAJECTORY) as (keyof typeof TRAJECTORY)[]) {
     const v = d[field];
-    if (v !== undefined && !(v instanceof Float64Array)) throw new Error(`${where}: '${field}' must be a Float64Array`);
+    if (v !== undefined && !(v instanceof Float64Array))
+      throw new Error(`${where}: '${field}' must be a Float64Array`);
   }
 }
 

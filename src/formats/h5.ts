@@ -9,7 +9,8 @@
 // temporary files. With MEMFS a parse copies the bytes into memory, opens them,
 // reads and unlinks: no disk access, and the `read*`/`write*` wrappers do the
 // only I/O (atomically, see atomic.ts). Module loading awaits `h5wasm.ready`
-// once (top-level await), so every function below is synchronous.
+// once (top-level await, ~0.2 s; ESM only), so every function below is
+// synchronous. A file is held in memory whole while it is parsed or written.
 
 import h5wasm, { Dataset, Group } from "h5wasm";
 
@@ -19,6 +20,8 @@ const FS = Module.FS;
 // HDF5 prints its error stack to stderr (fd 2). Point fd 2 at an in-memory log
 // instead: the noise stays off the terminal and the deepest message ("file
 // signature not found", "truncated file: eof = 100 ...") goes into our errors.
+// The redirect is process-wide for h5wasm's default build (any other importer of
+// "h5wasm" shares this instance); its HDF5 diagnostics land in the same log.
 const ERROR_LOG = "/losscape-hdf5-errors.log";
 {
   const streams = (FS as unknown as { streams: (object | null | undefined)[] }).streams;
@@ -82,7 +85,11 @@ const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
 /** Where the HDF5 superblock may start: 0, 512, 1024, 2048, ... (after a user block). */
 function hasHdf5Signature(bytes: Uint8Array): boolean {
-  for (let offset = 0; offset + HDF5_SIGNATURE.length <= bytes.length; offset = offset === 0 ? 512 : offset * 2) {
+  for (
+    let offset = 0;
+    offset + HDF5_SIGNATURE.length <= bytes.length;
+    offset = offset === 0 ? 512 : offset * 2
+  ) {
     if (HDF5_SIGNATURE.every((b, k) => bytes[offset + k] === b)) return true;
   }
   return false;
@@ -104,6 +111,10 @@ function hdf5RootCause(): string | null {
   const frames = [...first.matchAll(/#\d+: .*? in [\w.]+\(\): (.*)$/gm)];
   const message = frames.at(-1)?.[1]?.trim();
   return message === undefined || message === "" ? null : message;
+}
+
+function describe(kind: "dataset" | "group" | "other" | null): string {
+  return kind === null ? "missing" : kind === "other" ? "neither a dataset nor a group" : `a ${kind}`;
 }
 
 function errorText(error: unknown): string {
@@ -131,11 +142,17 @@ export class H5Reader {
 
   private entity(path: string): ReturnType<Group["get"]> {
     clearErrorLog();
+    let entity: ReturnType<Group["get"]>;
     try {
-      return path === "/" ? this.file : this.file.get(path);
+      entity = path === "/" ? this.file : this.file.get(path);
     } catch (error) {
       throw this.error(`cannot open '${path}' (${errorText(error)})`);
     }
+    // h5wasm swallows some failures (a damaged object header reads as a group);
+    // anything HDF5 logged on the way means the answer cannot be trusted.
+    const cause = hdf5RootCause();
+    if (cause !== null) throw this.error(`cannot open '${path}' (${cause}); is the file corrupt?`);
+    return entity;
   }
 
   /** What sits at `path`: "dataset", "group", "other" (links, named types) or null when absent. */
@@ -164,7 +181,7 @@ export class H5Reader {
   /** Names of the children of group `path` (HDF5's order: by name). */
   keys(path = "/"): string[] {
     const kind = this.kind(path);
-    if (kind !== "group") throw this.error(`'${path}' is ${kind === null ? "missing" : `a ${kind}`}, expected a group`);
+    if (kind !== "group") throw this.error(`'${path}' is ${describe(kind)}, expected a group`);
     return this.keysOf(path);
   }
 
@@ -172,7 +189,7 @@ export class H5Reader {
     const kind = this.kind(path);
     if (kind === null) throw this.error(`${what} '${path}' is missing`);
     const entity = this.entity(path);
-    if (!(entity instanceof Dataset)) throw this.error(`'${path}' is a ${kind}, expected ${what}`);
+    if (!(entity instanceof Dataset)) throw this.error(`'${path}' is ${describe(kind)}, expected ${what}`);
     return entity;
   }
 
@@ -181,9 +198,12 @@ export class H5Reader {
     const { type, size, littleEndian } = ds.metadata;
     const isFloat = type === Module.H5T_class_t.H5T_FLOAT.value;
     const isInt = type === Module.H5T_class_t.H5T_INTEGER.value;
-    if (!isFloat && !isInt) throw this.error(`dataset '${path}' has type ${String(ds.dtype)}, expected numbers`);
-    if (isFloat && size !== 4 && size !== 8) throw this.error(`dataset '${path}' has ${size}-byte floats, expected 4 or 8`);
-    if (!littleEndian && size > 1) throw this.error(`dataset '${path}' is big-endian, which losscape does not read`);
+    if (!isFloat && !isInt)
+      throw this.error(`dataset '${path}' has type ${String(ds.dtype)}, expected numbers`);
+    if (isFloat && size !== 4 && size !== 8)
+      throw this.error(`dataset '${path}' has ${size}-byte floats, expected 4 or 8`);
+    if (!littleEndian && size > 1)
+      throw this.error(`dataset '${path}' is big-endian, which losscape does not read`);
     const shape = ds.shape ?? [];
     clearErrorLog();
     let value: unknown;
@@ -196,11 +216,14 @@ export class H5Reader {
     let values: ArrayLike<number>;
     if (typeof value === "number") values = [value];
     else if (typeof value === "bigint") values = [Number(value)];
-    else if (value instanceof BigInt64Array || value instanceof BigUint64Array) values = Array.from(value, Number);
+    else if (value instanceof BigInt64Array || value instanceof BigUint64Array)
+      values = Array.from(value, Number);
     else if (ArrayBuffer.isView(value)) values = value as unknown as ArrayLike<number>;
     else throw this.error(`dataset '${path}' did not read as numbers`);
     if (values.length !== count) {
-      throw this.error(`dataset '${path}' holds ${values.length} values but its shape [${shape}] needs ${count}`);
+      throw this.error(
+        `dataset '${path}' holds ${values.length} values but its shape [${shape}] needs ${count}`,
+      );
     }
     return { values, shape };
   }
@@ -299,7 +322,9 @@ export function decodeH5<T>(bytes: Uint8Array, label: string, read: (reader: H5R
       // h5wasm does not throw on a failed open: it hands back file_id -1.
       if (file.file_id < 0n) throw new Error("H5Fopen failed");
     } catch (error) {
-      throw new H5FormatError(`${label}: cannot be opened as HDF5 (${errorText(error)}); is it truncated or corrupt?`);
+      throw new H5FormatError(
+        `${label}: cannot be opened as HDF5 (${errorText(error)}); is it truncated or corrupt?`,
+      );
     }
     try {
       return read(new H5Reader(file, label));
@@ -317,21 +342,27 @@ export function decodeH5<T>(bytes: Uint8Array, label: string, read: (reader: H5R
 
 function checkShape(node: H5DatasetNode, path: string): void {
   if (typeof node.data === "string") {
-    if (node.shape.length !== 0) throw new Error(`encodeH5(): string dataset '${path}' must be scalar (shape [])`);
+    if (node.shape.length !== 0)
+      throw new Error(`encodeH5(): string dataset '${path}' must be scalar (shape [])`);
     return;
   }
   for (const n of node.shape) {
-    if (!Number.isInteger(n) || n < 0) throw new Error(`encodeH5(): dataset '${path}' has invalid shape [${node.shape}]`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`encodeH5(): dataset '${path}' has invalid shape [${node.shape}]`);
   }
   const count = node.shape.reduce((a, b) => a * b, 1);
   if (count !== node.data.length) {
-    throw new Error(`encodeH5(): dataset '${path}' has ${node.data.length} values but shape [${node.shape}] needs ${count}`);
+    throw new Error(
+      `encodeH5(): dataset '${path}' has ${node.data.length} values but shape [${node.shape}] needs ${count}`,
+    );
   }
 }
 
 function validateName(name: string, parent: string): void {
   if (name === "" || name.includes("/") || name === "." || name === "..") {
-    throw new Error(`encodeH5(): invalid name '${name}' in '${parent}' (names must be non-empty and contain no '/')`);
+    throw new Error(
+      `encodeH5(): invalid name '${name}' in '${parent}' (names must be non-empty and contain no '/')`,
+    );
   }
 }
 

@@ -99,7 +99,9 @@ function vector(r: H5Reader, path: string): Float64Array {
 function gridArray(r: H5Reader, path: string, grid: readonly number[]): Float64Array {
   const { data, shape } = r.float64(path);
   if (shape.length !== grid.length || shape.some((n, k) => n !== grid[k])) {
-    throw r.error(`dataset '${path}' has shape [${shape}], expected [${grid}] (len(xcoordinates), len(ycoordinates))`);
+    throw r.error(
+      `dataset '${path}' has shape [${shape}], expected [${grid}] (len(xcoordinates), len(ycoordinates))`,
+    );
   }
   return data;
 }
@@ -149,7 +151,9 @@ export function parseSurface(bytes: Uint8Array, { file }: ParseSurfaceOptions = 
       for (let k = 0; k < count; k++) {
         const s = status[k]!;
         if (s !== 0 && s !== 1) {
-          throw r.error(`dataset '${STATUS}' holds ${s} at flat index ${k}, expected 0 (not computed) or 1 (done)`);
+          throw r.error(
+            `dataset '${STATUS}' holds ${s} at flat index ${k}, expected 0 (not computed) or 1 (done)`,
+          );
         }
         done[k] = s;
       }
@@ -184,7 +188,8 @@ function checkCoordinates(name: string, c: unknown, where: string): asserts c is
 }
 
 function checkMeta(meta: Record<string, string>, where: string): void {
-  if (meta === null || typeof meta !== "object") throw new Error(`${where}: 'meta' must be an object of strings`);
+  if (meta === null || typeof meta !== "object")
+    throw new Error(`${where}: 'meta' must be an object of strings`);
   for (const [key, value] of Object.entries(meta)) {
     if (key === "") throw new Error(`${where}: 'meta' has an empty key`);
     if (RESERVED_META.has(key)) {
@@ -215,7 +220,9 @@ function checkSurface(s: Surface, where: string): void {
     }
     if (!(data instanceof Float64Array)) throw new Error(`${where}: values '${q}' must be a Float64Array`);
     if (data.length !== count) {
-      throw new Error(`${where}: values '${q}' has ${data.length} entries but the ${grid} grid has ${count} points`);
+      throw new Error(
+        `${where}: values '${q}' has ${data.length} entries but the ${grid} grid has ${count} points`,
+      );
     }
   }
   checkMeta(s.meta, where);
@@ -290,7 +297,9 @@ export function emptySurface(
   const values: Partial<Record<SurfaceQuantity, Float64Array>> = {};
   for (const q of quantities) {
     if (!SURFACE_QUANTITIES.includes(q)) {
-      throw new Error(`emptySurface(): unknown quantity '${q}', expected one of ${SURFACE_QUANTITIES.join(", ")}`);
+      throw new Error(
+        `emptySurface(): unknown quantity '${q}', expected one of ${SURFACE_QUANTITIES.join(", ")}`,
+      );
     }
     values[q] = new Float64Array(count).fill(Number.NaN);
   }

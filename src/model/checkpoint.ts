@@ -36,7 +36,11 @@ export function onnxWithParams(model: Model, values: Float32Array): Uint8Array {
  * @example
  * const bytes = paramsToSafetensors(model, model.initial, { epoch: "3" });
  */
-export function paramsToSafetensors(model: Model, values: Float32Array, metadata: Record<string, string> = {}): Uint8Array {
+export function paramsToSafetensors(
+  model: Model,
+  values: Float32Array,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   return serializeSafetensors(
     model.params.map((p) => ({ name: p.name, shape: p.shape, data: paramView(values, p) })),
     { [MODEL_KEY]: model.name, ...metadata },

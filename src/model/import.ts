@@ -200,6 +200,9 @@ function isFloat(t: Tensor): boolean {
 
 /** Assigns roles by looking at the operators that consume each float initializer. */
 function findRoles(graph: Graph, inits: Map<string, Tensor>, model: string): Map<string, Found> {
+  // A MatMul's weight followed by Add of a rank-1 initializer is a dense layer's bias.
+  const producers = new Map<string, Node>();
+  for (const n of graph.nodes) for (const o of n.outputs) producers.set(o, n);
   // Follow Identity chains back to the initializer they forward.
   const alias = new Map<string, string>();
   for (const n of graph.nodes) {
@@ -213,14 +216,22 @@ function findRoles(graph: Graph, inits: Map<string, Tensor>, model: string): Map
     const t = inits.get(alias.get(value) ?? value);
     return t && isFloat(t) ? t : undefined;
   };
+  // A rank-2 initializer read through Transpose: torch.onnx.export without constant folding
+  // (the PRESERVE recipe) writes a Linear on a >2-D input as MatMul(x, Transpose(weight [out, in])).
+  const transposedOf = (value: string | undefined): Tensor | undefined => {
+    const n = value === undefined ? undefined : producers.get(alias.get(value) ?? value);
+    if (n?.opType !== "Transpose") return undefined;
+    const perm = attr(n, "perm")?.ints;
+    const t = initOf(n.inputs[0]);
+    return t && t.dims.length === 2 && (perm === undefined || (perm[0] === 1 && perm[1] === 0))
+      ? t
+      : undefined;
+  };
   const found = new Map<string, Found>();
   const set = (t: Tensor | undefined, node: Node, role: ParamRole, filterAxis?: number): void => {
     if (!t || found.has(t.name)) return;
     found.set(t.name, { role, node, ...(filterAxis !== undefined ? { filterAxis } : {}) });
   };
-  // A MatMul's weight followed by Add of a rank-1 initializer is a dense layer's bias.
-  const producers = new Map<string, Node>();
-  for (const n of graph.nodes) for (const o of n.outputs) producers.set(o, n);
 
   for (const n of graph.nodes) {
     switch (n.opType) {
@@ -254,6 +265,11 @@ function findRoles(graph: Graph, inits: Map<string, Tensor>, model: string): Map
         const b = initOf(n.inputs[1]);
         if (b && !a && b.dims.length >= 2) set(b, n, "filter", b.dims.length - 1);
         else if (a && !b && a.dims.length >= 2) set(a, n, "filter", a.dims.length - 2);
+        else if (!a && !b) {
+          // MatMul(x, Transpose(W [out, in])): the filters are W's rows, as in nn.Linear.
+          const bt = transposedOf(n.inputs[1]);
+          if (bt && !transposedOf(n.inputs[0])) set(bt, n, "filter", 0);
+        }
         break;
       }
       case "Add": {

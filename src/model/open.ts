@@ -3,7 +3,7 @@
 
 import { existsSync } from "node:fs";
 import { basename } from "node:path";
-import { zooModel, type ZooOptions } from "../zoo/zoo.ts";
+import { type ZooOptions, zooModel } from "../zoo/zoo.ts";
 import { loadParams } from "./checkpoint.ts";
 import { type ImportOptions, readOnnx } from "./import.ts";
 import type { Model } from "./model.ts";
@@ -20,7 +20,10 @@ export interface OpenOptions extends ImportOptions, ZooOptions {
  * @example
  * const { model, params } = await openModel("runs/cnn.onnx", { params: "runs/epoch-5.safetensors" });
  */
-export async function openModel(spec: string, options: OpenOptions = {}): Promise<{ model: Model; params: Float32Array }> {
+export async function openModel(
+  spec: string,
+  options: OpenOptions = {},
+): Promise<{ model: Model; params: Float32Array }> {
   let model: Model;
   if (spec.endsWith(".onnx") || existsSync(spec)) {
     if (!existsSync(spec)) throw new Error(`model file '${spec}' does not exist`);

@@ -13,7 +13,10 @@ const { dir, cleanup } = tempDir("losscape-cli-");
 afterAll(cleanup);
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, CI: "true" },
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -31,12 +34,26 @@ describe("losscape CLI", () => {
   it("zoo writes a model that evaluate reads back, with the library's numbers", async () => {
     const base = join(dir, "mlp");
     expect(cli("zoo", "mlp", "--out", base, "--seed", "4").code).toBe(0);
-    const r = cli("evaluate", "--model", `${base}.onnx`, "--params", `${base}.safetensors`, "--subset", "300", "--seed", "2", "--json");
+    const r = cli(
+      "evaluate",
+      "--model",
+      `${base}.onnx`,
+      "--params",
+      `${base}.safetensors`,
+      "--subset",
+      "300",
+      "--seed",
+      "2",
+      "--json",
+    );
     expect(r.code).toBe(0);
     const got = JSON.parse(r.out) as { loss: number; accuracy: number; count: number };
     const model = await readOnnx(`${base}.onnx`);
     const engine = await createOrtEngine(model, { threads: 1 });
-    const want = await engine.evaluate(loadParams(model, `${base}.safetensors`), loadDataset("fashion-mnist", "test", { subset: { count: 300 }, seed: 2 }));
+    const want = await engine.evaluate(
+      loadParams(model, `${base}.safetensors`),
+      loadDataset("fashion-mnist", "test", { subset: { count: 300 }, seed: 2 }),
+    );
     await engine.dispose();
     expect(got.count).toBe(300);
     expect(got.loss).toBeCloseTo(want.loss, 6);
@@ -48,7 +65,9 @@ describe("losscape CLI", () => {
     const r = cli("describe", "--model", "resnet20", "--input-shape", "3,32,32");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/107 parameter tensors, 274042 values \(272474 trainable\)/);
-    expect(r.out).toMatch(/layer2\.0\.shortcut\.0\.weight\s+\[32, 16, 1, 1\]\s+filter \(filters along axis 0\)/);
+    expect(r.out).toMatch(
+      /layer2\.0\.shortcut\.0\.weight\s+\[32, 16, 1, 1\]\s+filter \(filters along axis 0\)/,
+    );
     expect(r.out).toMatch(/layer1\.0\.bn1\.running_var\s+\[16\]\s+bn-stat/);
   });
 

@@ -26,7 +26,14 @@ function layout(): { params: ParamSpec[]; theta: Float32Array } {
   let offset = 0;
   const params = shapes.map(([name, shape, role, filterAxis]) => {
     const size = shape.reduce((a, b) => a * b, 1);
-    const p: ParamSpec = { name, shape, role, offset, size, ...(filterAxis !== undefined ? { filterAxis } : {}) };
+    const p: ParamSpec = {
+      name,
+      shape,
+      role,
+      offset,
+      size,
+      ...(filterAxis !== undefined ? { filterAxis } : {}),
+    };
     offset += size;
     return p;
   });
@@ -48,7 +55,8 @@ describe("randomDirection", () => {
     const { params, theta } = layout();
     const mm = params[5]!;
     const d = randomDirection(theta, params, { seed: 2 });
-    const col = (v: Float32Array, j: number) => Math.hypot(...Array.from({ length: 5 }, (_, i) => v[mm.offset + i * 6 + j] as number));
+    const col = (v: Float32Array, j: number) =>
+      Math.hypot(...Array.from({ length: 5 }, (_, i) => v[mm.offset + i * 6 + j] as number));
     for (let j = 0; j < 6; j++) expect(col(d, j)).toBeCloseTo(col(theta, j), 4);
   });
 
@@ -60,18 +68,26 @@ describe("randomDirection", () => {
     }
     const kept = randomDirection(theta, params, { seed: 1, ignoreBiasBN: false });
     const bias = params[6]!;
-    expectAllClose(kept.subarray(bias.offset, bias.offset + bias.size), theta.subarray(bias.offset, bias.offset + bias.size));
+    expectAllClose(
+      kept.subarray(bias.offset, bias.offset + bias.size),
+      theta.subarray(bias.offset, bias.offset + bias.size),
+    );
     // weights mode: BN running statistics never move, even when rank-1 tensors are kept.
     const stat = params[3]!;
     expect(Array.from(kept.subarray(stat.offset, stat.offset + stat.size)).every((v) => v === 0)).toBe(true);
     const states = randomDirection(theta, params, { seed: 1, ignoreBiasBN: false, mode: "states" });
-    expectAllClose(states.subarray(stat.offset, stat.offset + stat.size), theta.subarray(stat.offset, stat.offset + stat.size));
+    expectAllClose(
+      states.subarray(stat.offset, stat.offset + stat.size),
+      theta.subarray(stat.offset, stat.offset + stat.size),
+    );
   });
 
   it("is reproducible from its seed and differs between seeds", () => {
     const { params, theta } = layout();
     expect(randomDirection(theta, params, { seed: 5 })).toEqual(randomDirection(theta, params, { seed: 5 }));
-    expect(randomDirection(theta, params, { seed: 5 })).not.toEqual(randomDirection(theta, params, { seed: 6 }));
+    expect(randomDirection(theta, params, { seed: 5 })).not.toEqual(
+      randomDirection(theta, params, { seed: 6 }),
+    );
   });
 
   it("implements layer, weight, dfilter, dlayer and none normalizations", () => {
@@ -82,7 +98,11 @@ describe("randomDirection", () => {
     const layer = randomDirection(theta, params, { seed: 4, normalization: "layer" });
     expect(norm(slice(layer))).toBeCloseTo(norm(slice(theta)), 4);
     const weight = randomDirection(theta, params, { seed: 4, normalization: "weight" });
-    expectAllClose(slice(weight), slice(raw).map((v, i) => v * (slice(theta)[i] as number)), { rtol: 1e-6 });
+    expectAllClose(
+      slice(weight),
+      slice(raw).map((v, i) => v * (slice(theta)[i] as number)),
+      { rtol: 1e-6 },
+    );
     const dfilter = randomDirection(theta, params, { seed: 4, normalization: "dfilter" });
     expectAllClose(filterNorms(dfilter, conv), new Float64Array(4).fill(1), { rtol: 1e-5 });
     const dlayer = randomDirection(theta, params, { seed: 4, normalization: "dlayer" });
@@ -91,7 +111,9 @@ describe("randomDirection", () => {
 
   it("names a wrong parameter vector and an unknown normalization", () => {
     const { params, theta } = layout();
-    expect(() => randomDirection(theta.subarray(1), params, { seed: 0 })).toThrow(/'theta' has 159 values but the parameters have 160/);
+    expect(() => randomDirection(theta.subarray(1), params, { seed: 0 })).toThrow(
+      /'theta' has 159 values but the parameters have 160/,
+    );
     expect(() => randomDirection(theta, params, { seed: 0, normalization: "bogus" as "filter" })).toThrow(
       /unknown normalization 'bogus'; expected one of filter, layer, weight, dfilter, dlayer, none/,
     );
@@ -120,7 +142,11 @@ describe("modelDirection", () => {
     const { params, theta } = layout();
     const other = theta.map((v, i) => v + i * 0.01);
     const d = modelDirection(theta, other, params);
-    expectAllClose(d, other.map((v, i) => v - (theta[i] as number)), { rtol: 1e-5, atol: 1e-6 });
+    expectAllClose(
+      d,
+      other.map((v, i) => v - (theta[i] as number)),
+      { rtol: 1e-5, atol: 1e-6 },
+    );
     const w = modelDirection(theta, other, params, { mode: "weights" });
     const stat = params[4]!;
     expect(Array.from(w.subarray(stat.offset, stat.offset + stat.size)).every((v) => v === 0)).toBe(true);

@@ -12,7 +12,9 @@ describe("grids", () => {
 
   it("names the option and what was expected on bad axes", () => {
     expect(() => parseAxis("-1:1", "--x")).toThrow(/--x '-1:1': expected min:max:num like -1:1:51/);
-    expect(() => parseAxis("-1:1:2.5", "--y")).toThrow(/--y '-1:1:2.5': the number of points must be a positive integer/);
+    expect(() => parseAxis("-1:1:2.5", "--y")).toThrow(
+      /--y '-1:1:2.5': the number of points must be a positive integer/,
+    );
     expect(() => parseAxis("1:-1:5", "--x")).toThrow(/max must be greater than min/);
   });
 
@@ -41,6 +43,8 @@ describe("grids", () => {
   it("combines theta + a d1 + b d2", () => {
     const theta = new Float32Array([1, 2]);
     expectAllClose(combine(theta, [new Float32Array([1, 0]), new Float32Array([0, 1])], [2, -1]), [3, 1]);
-    expect(() => combine(theta, [new Float32Array(3)], [1])).toThrow(/a direction has 3 values but theta has 2/);
+    expect(() => combine(theta, [new Float32Array(3)], [1])).toThrow(
+      /a direction has 3 values but theta has 2/,
+    );
   });
 });

@@ -17,7 +17,7 @@ describe("Random", () => {
     const q = new Random(0);
     const normals = [q.normal(), q.normal(), q.normal()];
     const pinned = [0.48854632132701026, 0.03837218016081414, 2.5868475608858597];
-    normals.forEach((v, i) => expect(v).toBeCloseTo(pinned[i] as number, 14));
+    for (const [i, v] of normals.entries()) expect(v).toBeCloseTo(pinned[i] as number, 14);
   });
 
   it("draws normals with mean ~0 and variance ~1", () => {

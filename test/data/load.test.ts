@@ -13,9 +13,15 @@ describe("loadDataset", () => {
   });
 
   it("names unknown datasets, missing folders and missing files", () => {
-    expect(() => loadDataset("imagenet", "test")).toThrow(/unknown dataset 'imagenet'; expected one of fashion-mnist, mnist, cifar10, cifar100/);
-    expect(() => loadDataset("cifar10:/no/such/dir", "test")).toThrow(/folder '\/no\/such\/dir' does not exist/);
+    expect(() => loadDataset("imagenet", "test")).toThrow(
+      /unknown dataset 'imagenet'; expected one of fashion-mnist, mnist, cifar10, cifar100/,
+    );
+    expect(() => loadDataset("cifar10:/no/such/dir", "test")).toThrow(
+      /folder '\/no\/such\/dir' does not exist/,
+    );
     expect(() => loadDataset("cifar10", "test")).toThrow(/needs a folder: cifar10:DIR/);
-    expect(() => loadDataset("mnist:/tmp", "train")).toThrow(/folder '\/tmp' has no 'train-images-idx3-ubyte' \(or 'train-images-idx3-ubyte.gz'\)/);
+    expect(() => loadDataset("mnist:/tmp", "train")).toThrow(
+      /folder '\/tmp' has no 'train-images-idx3-ubyte' \(or 'train-images-idx3-ubyte.gz'\)/,
+    );
   });
 });

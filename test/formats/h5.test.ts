@@ -52,9 +52,15 @@ describe("encodeH5 / decodeH5", () => {
     expect(() => decodeH5(bytes, "test file 'a.h5'", (r) => r.float64("inner"))).toThrow(
       /test file 'a\.h5': 'inner' is a group, expected numeric dataset/,
     );
-    expect(() => decodeH5(bytes, "f", (r) => r.float64("title"))).toThrow(/dataset 'title' has type .*expected numbers/);
-    expect(() => decodeH5(bytes, "f", (r) => r.string("grid"))).toThrow(/dataset 'grid' has type .*expected a string/);
-    expect(() => decodeH5(bytes, "f", (r) => r.keys("grid"))).toThrow(/'grid' is a dataset, expected a group/);
+    expect(() => decodeH5(bytes, "f", (r) => r.float64("title"))).toThrow(
+      /dataset 'title' has type .*expected numbers/,
+    );
+    expect(() => decodeH5(bytes, "f", (r) => r.string("grid"))).toThrow(
+      /dataset 'grid' has type .*expected a string/,
+    );
+    expect(() => decodeH5(bytes, "f", (r) => r.keys("grid"))).toThrow(
+      /'grid' is a dataset, expected a group/,
+    );
   });
 
   it("rejects non-HDF5, empty, truncated and corrupt bytes with the file's name", () => {
@@ -63,9 +69,7 @@ describe("encodeH5 / decodeH5", () => {
     );
     expect(() => decodeH5(new Uint8Array(0), "x 'e.h5'", () => 0)).toThrow(/x 'e\.h5': is empty/);
     const bytes = readFileSync(join(fixtures, "surface_2d_5x3.h5"));
-    expect(() => decodeH5(bytes.subarray(0, 3000), "x 't.h5'", () => 0)).toThrow(
-      H5FormatError,
-    );
+    expect(() => decodeH5(bytes.subarray(0, 3000), "x 't.h5'", () => 0)).toThrow(H5FormatError);
     expect(() => decodeH5(bytes.subarray(0, 3000), "x 't.h5'", () => 0)).toThrow(/x 't\.h5': .*truncated/);
     // The superblock survives but everything behind it is garbage.
     const corrupt = new Uint8Array(bytes);
@@ -82,7 +86,8 @@ describe("encodeH5 / decodeH5", () => {
   });
 
   it("checks shapes and names before writing anything", () => {
-    const bad = (node: H5GroupNode["children"][string]) => () => encodeH5({ kind: "group", children: { d: node } });
+    const bad = (node: H5GroupNode["children"][string]) => () =>
+      encodeH5({ kind: "group", children: { d: node } });
     expect(bad({ kind: "dataset", data: Float64Array.of(1, 2, 3), shape: [2, 2] })).toThrow(
       /encodeH5\(\): dataset '\/d' has 3 values but shape \[2,2\] needs 4/,
     );

@@ -188,9 +188,8 @@ describe("a Linear on a 3D input (MatMul + Add)", () => {
   });
 
   // The PRESERVE recipe (do_constant_folding=False) keeps fc1.weight [12, 49] under its
-  // state_dict name, read through a Transpose node; src/model/import.ts does not follow
-  // Transpose, so fc1.weight is left out of the landscape with only a warning.
-  it.fails("KNOWN GAP: exported with the PRESERVE recipe, fc1.weight behind a Transpose is a filter", async () => {
+  // state_dict name, read through a Transpose node before the MatMul.
+  it("exported with the PRESERVE recipe, fc1.weight behind a Transpose is a filter", async () => {
     const model = await readOnnx(pathOf(expected.models.seq_mlp_preserve.file));
     const fc1 = model.params.find((p) => p.name === "fc1.weight");
     expect(fc1?.role).toBe("filter");

@@ -36,8 +36,14 @@ describe("ONNX codec", () => {
     const b = new GraphBuilder("g");
     b.output(b.node("Flatten", [b.input("x", ["N", 2])], { axis: int(1) }), ["N", 2]);
     const bytes = encodeModel(b.build()).bytes;
-    expect(() => decodeModel(bytes.subarray(0, bytes.length - 3), "cut.onnx")).toThrow(/cut.onnx.*malformed protobuf at byte \d+/);
-    expect(() => decodeModel(new TextEncoder().encode("hello world, not a model"), "text.onnx")).toThrow(/text.onnx/);
-    expect(() => decodeModel(new Uint8Array([8, 7]), "tiny.onnx")).toThrow(/tiny.onnx: not an ONNX model \(no graph field/);
+    expect(() => decodeModel(bytes.subarray(0, bytes.length - 3), "cut.onnx")).toThrow(
+      /cut.onnx.*malformed protobuf at byte \d+/,
+    );
+    expect(() => decodeModel(new TextEncoder().encode("hello world, not a model"), "text.onnx")).toThrow(
+      /text.onnx/,
+    );
+    expect(() => decodeModel(new Uint8Array([8, 7]), "tiny.onnx")).toThrow(
+      /tiny.onnx: not an ONNX model \(no graph field/,
+    );
   });
 });

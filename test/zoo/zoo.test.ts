@@ -79,8 +79,8 @@ describe.each(ZOO_FIXTURES.map((f) => [f.name, f] as const))("%s against PyTorch
       const logits = await engine.logits(params, data, 0, 2);
       const t = torch.float32;
       expect(ce.count).toBe(torch.samples);
-      expect(relative(ce.loss, t.loss)).toBeLessThan(1e-4);
-      expect(relative(mse.loss, t.mse)).toBeLessThan(1e-4);
+      expect(relative(ce.loss, t.loss)).toBeLessThan(1e-5);
+      expect(relative(mse.loss, t.mse)).toBeLessThan(1e-5);
       expect(ce.accuracy).toBe(t.accuracy);
       expectAllClose(logits, t.logits.flat(), { rtol: 1e-4, atol: 1e-4 });
       // The perturbation made the check meaningful: logits are far from uniform.

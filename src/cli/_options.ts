@@ -1,0 +1,83 @@
+// Option groups shared by several commands (model, data, engine), and the
+// code that turns them into library objects.
+
+import type { Command, OptionValues } from "@commander-js/extra-typings";
+import type { Dataset } from "../data/dataset.ts";
+import { loadDataset, type Split } from "../data/load.ts";
+import { parseSubset } from "../data/transform.ts";
+import type { LossName } from "../engine/engine.ts";
+import type { Model } from "../model/model.ts";
+import { openModel } from "../model/open.ts";
+import { nonNegativeInt, oneOf, positiveInt, shape } from "./_parse.ts";
+
+export const SPLITS = ["train", "test"] as const satisfies readonly Split[];
+export const LOSSES = ["cross-entropy", "mse"] as const satisfies readonly LossName[];
+
+/** --model, --params, --input, --output, --input-shape, --allow-folded-bn. */
+export function modelOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
+    .requiredOption("--model <model>", "an .onnx file or a zoo name")
+    .option("--params <file>", "safetensors file with the parameters (matched by name)")
+    .option("--input <name>", "graph input holding the samples (when the graph has several)")
+    .option("--output <name>", "graph output holding the logits (when the graph has several)")
+    .option(
+      "--input-shape <shape>",
+      "shape of one sample, e.g. 3,32,32 (zoo models: default from the data)",
+      shape("--input-shape"),
+    )
+    .option("--allow-folded-bn", "accept a graph whose BatchNorm was folded into Conv weights");
+}
+
+/** The parsed model options. */
+export interface ModelFlags {
+  model: string;
+  params?: string;
+  input?: string;
+  output?: string;
+  inputShape?: number[];
+  allowFoldedBn?: true;
+}
+
+/** Opens the model the flags name; zoo models take their input shape and classes from `data`. */
+export async function openFromFlags(
+  o: ModelFlags,
+  data?: Dataset,
+): Promise<{ model: Model; params: Float32Array }> {
+  const opened = await openModel(o.model, {
+    ...(o.inputShape ? { inputShape: o.inputShape } : data ? { inputShape: data.shape } : {}),
+    ...(data ? { classes: data.classes } : {}),
+    ...(o.params ? { params: o.params } : {}),
+    ...(o.input ? { input: o.input } : {}),
+    ...(o.output ? { output: o.output } : {}),
+    allowFoldedBatchNorm: Boolean(o.allowFoldedBn),
+  });
+  for (const w of opened.model.warnings) console.error(`warning: ${w}`);
+  return opened;
+}
+
+/** --data, --subset, --data-seed, --batch-size, --loss, --threads. */
+export function dataOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
+    .option(
+      "--data <spec>",
+      "fashion-mnist (embedded), fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR",
+      "fashion-mnist",
+    )
+    .option("--subset <n>", "a seeded subset: a count (1000), a fraction (0.1) or a percentage (10%)")
+    .option("--data-seed <n>", "seed of the subset", nonNegativeInt("--data-seed"), 0)
+    .option("--batch-size <n>", "samples per forward pass", positiveInt("--batch-size"), 256)
+    .option("--loss <name>", "cross-entropy or mse", oneOf("--loss", LOSSES), "cross-entropy" as LossName)
+    .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"));
+}
+
+/** Loads one split with the data flags. */
+export function loadFromFlags(o: { data: string; subset?: string; dataSeed: number }, split: Split): Dataset {
+  return loadDataset(o.data, split, {
+    ...(o.subset ? { subset: parseSubset(o.subset) } : {}),
+    seed: o.dataSeed,
+  });
+}

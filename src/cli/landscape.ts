@@ -1,0 +1,300 @@
+// Landscape commands: directions, surface, interpolate, inspect, merge. Each
+// parses its options, calls the library (src/landscape), and reports.
+
+import { existsSync } from "node:fs";
+import type { Command } from "@commander-js/extra-typings";
+import { type DirectionMode, NORMALIZATIONS, type Normalization } from "../core/directions.ts";
+import { axisValues, type Grid, gridSize, parseAxis, parseShard } from "../core/grid.ts";
+import { norm } from "../core/vector.ts";
+import type { Dataset } from "../data/dataset.ts";
+import { createOrtEngine } from "../engine/ort.ts";
+import { readDirectionFile } from "../formats/direction-file.ts";
+import { readSurface, SURFACE_QUANTITIES, type Surface, writeSurface } from "../formats/surface-file.ts";
+import { directionsAt, makeDirections, makeModelDirection } from "../landscape/plan.ts";
+import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
+import { loadParams } from "../model/checkpoint.ts";
+import { readOnnx } from "../model/import.ts";
+import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
+import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
+import { startProgress } from "./progress.ts";
+
+const MODES = ["weights", "states"] as const satisfies readonly DirectionMode[];
+
+/** Default direction file beside a surface file: surf.h5 -> surf.directions.h5. */
+function defaultDirFile(out: string): string {
+  return `${out.replace(/\.h5$/, "")}.directions.h5`;
+}
+
+function gridOf(x: string, y: string | undefined): Grid {
+  return { x: axisValues(parseAxis(x, "--x")), y: y === undefined ? null : axisValues(parseAxis(y, "--y")) };
+}
+
+function summary(s: Surface): string[] {
+  const lines: string[] = [];
+  const n = s.done.length;
+  const done = s.done.reduce((a, b) => a + b, 0);
+  const grid = s.y ? `${s.x.length} x ${s.y.length}` : `${s.x.length}`;
+  const range = (a: Float64Array) => `${a[0]} .. ${a[a.length - 1]}`;
+  lines.push(
+    `${s.y ? "2D" : "1D"} surface, grid ${grid} (x ${range(s.x)}${s.y ? `, y ${range(s.y)}` : ""}), ${done}/${n} points computed`,
+  );
+  lines.push(`dir_file: ${s.dirFile}`);
+  for (const q of SURFACE_QUANTITIES) {
+    const a = s.values[q];
+    if (!a) continue;
+    let min = Infinity;
+    let max = -Infinity;
+    let nan = 0;
+    a.forEach((v, k) => {
+      if (!s.done[k]) return;
+      if (Number.isFinite(v)) {
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      } else nan++;
+    });
+    lines.push(
+      `  ${q.padEnd(10)} min ${min === Infinity ? "-" : min.toPrecision(6)}, max ${max === -Infinity ? "-" : max.toPrecision(6)}${nan ? `, ${nan} non-finite` : ""}`,
+    );
+  }
+  for (const [k, v] of Object.entries(s.meta)) lines.push(`  ${k}: ${v}`);
+  return lines;
+}
+
+async function runSurface(
+  o: { threads?: number; batchSize: number; loss: "cross-entropy" | "mse"; flush: number },
+  job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress" | "evaluate" | "flushSeconds"> & {
+    model: Parameters<typeof createOrtEngine>[0];
+  },
+): Promise<void> {
+  const engine = await createOrtEngine(job.model, o.threads ? { threads: o.threads } : {});
+  const total = gridSize(job.grid);
+  const bar = startProgress("surface", total, { unit: "points" });
+  try {
+    const t0 = performance.now();
+    let computed = 0;
+    const s = await computeSurface({
+      ...job,
+      engine,
+      evaluate: { batchSize: o.batchSize, loss: o.loss },
+      flushSeconds: o.flush,
+      onProgress: (done, todo) => {
+        computed = done;
+        bar.update(total - todo + done);
+      },
+    });
+    bar.stop();
+    const secs = (performance.now() - t0) / 1000;
+    console.log(
+      `computed ${computed} points in ${secs.toFixed(1)} s (${(computed / Math.max(secs, 1e-9)).toFixed(2)} points/s) -> ${job.path}`,
+    );
+    for (const line of summary(s)) console.log(line);
+  } finally {
+    await engine.dispose();
+  }
+}
+
+/** Adds the landscape commands to the program. */
+export function registerLandscapeCommands(program: Command): void {
+  modelOptions(program.command("directions"))
+    .description("create a direction file (seeded Gaussian, filter-normalized by default) for a model")
+    .requiredOption("--out <file>", "direction file to write (.h5)")
+    .option("--dims <n>", "1 (a line) or 2 (a plane)", oneOf("--dims", ["1", "2"] as const), "2")
+    .option(
+      "--seed <n>",
+      "seed of the first direction (the second uses seed + 1)",
+      nonNegativeInt("--seed"),
+      0,
+    )
+    .option(
+      "--norm <name>",
+      `normalization: ${NORMALIZATIONS.join(", ")}`,
+      oneOf("--norm", NORMALIZATIONS),
+      "filter" as Normalization,
+    )
+    .option(
+      "--keep-biasbn",
+      "give bias and BN entries d = theta instead of zero (the reference code's non-default)",
+    )
+    .option(
+      "--mode <mode>",
+      "weights (BN statistics fixed) or states (they move too)",
+      oneOf("--mode", MODES),
+      "weights" as DirectionMode,
+    )
+    .option("--orthogonal", "make the second direction orthogonal to the first")
+    .action(async (o) => {
+      const { model, params } = await openFromFlags(o);
+      if (existsSync(o.out))
+        throw new Error(
+          `--out '${o.out}' exists; directions are never overwritten (delete it or pick another name)`,
+        );
+      const { directions } = directionsAt(o.out, Number(o.dims), model, () =>
+        makeDirections(model, params, {
+          dims: Number(o.dims) as 1 | 2,
+          seed: o.seed,
+          normalization: o.norm,
+          ignoreBiasBN: !o.keepBiasbn,
+          mode: o.mode,
+          orthogonal: Boolean(o.orthogonal),
+        }),
+      );
+      console.log(
+        `wrote ${o.out}: ${directions.length} direction(s) over ${model.params.length} tensors, norms ${directions.map((d) => norm(d).toPrecision(5)).join(", ")}`,
+      );
+    });
+
+  dataOptions(modelOptions(program.command("surface")))
+    .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
+    .requiredOption("--x <min:max:num>", "coordinates along the first direction, e.g. -1:1:51")
+    .option("--y <min:max:num>", "coordinates along the second direction (makes a 2D surface)")
+    .requiredOption("--out <file>", "surface file (.h5); rerunning the same command resumes it")
+    .option(
+      "--dir-file <file>",
+      "direction file to use, or to create if missing (default: <out>.directions.h5)",
+    )
+    .option("--seed <n>", "seed of the directions", nonNegativeInt("--seed"), 0)
+    .option(
+      "--norm <name>",
+      `normalization: ${NORMALIZATIONS.join(", ")}`,
+      oneOf("--norm", NORMALIZATIONS),
+      "filter" as Normalization,
+    )
+    .option("--keep-biasbn", "give bias and BN entries d = theta instead of zero")
+    .option("--mode <mode>", "weights or states", oneOf("--mode", MODES), "weights" as DirectionMode)
+    .option("--orthogonal", "make the second direction orthogonal to the first")
+    .option("--test", "also compute test loss and accuracy")
+    .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
+    .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
+    .action(async (o) => {
+      const grid = gridOf(o.x, o.y);
+      const shard = o.shard ? parseShard(o.shard) : undefined;
+      const train = loadFromFlags(o, "train");
+      const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
+      const { model, params } = await openFromFlags(o, train);
+      const dims = grid.y ? 2 : 1;
+      const dirFile = o.dirFile ?? defaultDirFile(o.out);
+      const { directions, created } = directionsAt(dirFile, dims, model, () =>
+        makeDirections(model, params, {
+          dims: dims as 1 | 2,
+          seed: o.seed,
+          normalization: o.norm,
+          ignoreBiasBN: !o.keepBiasbn,
+          mode: o.mode,
+          orthogonal: Boolean(o.orthogonal),
+        }),
+      );
+      console.log(`${created ? "created" : "using"} direction file ${dirFile}`);
+      await runSurface(o, {
+        model,
+        theta: params,
+        directions,
+        grid,
+        train,
+        ...(test ? { test } : {}),
+        path: o.out,
+        dirFile,
+        ...(shard ? { shard } : {}),
+        meta: { command: process.argv.slice(2).join(" "), model_name: model.name, data: o.data },
+      });
+    });
+
+  dataOptions(modelOptions(program.command("interpolate")))
+    .description(
+      "1D interpolation (1-a) theta_A + a theta_B between two models, BN statistics interpolated too",
+    )
+    .requiredOption(
+      "--to <file>",
+      "the second model: a safetensors file for the same graph, or an .onnx file",
+    )
+    .option("--x <min:max:num>", "values of a", "-0.5:1.5:401")
+    .requiredOption("--out <file>", "surface file (.h5)")
+    .option("--dir-file <file>", "direction file (default: <out>.directions.h5)")
+    .option(
+      "--mode <mode>",
+      "states (BN statistics interpolated, default) or weights",
+      oneOf("--mode", MODES),
+      "states" as DirectionMode,
+    )
+    .option("--test", "also compute test loss and accuracy")
+    .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
+    .action(async (o) => {
+      const grid = gridOf(o.x, undefined);
+      const train = loadFromFlags(o, "train");
+      const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
+      const { model, params } = await openFromFlags(o, train);
+      let target: Float32Array;
+      if (o.to.endsWith(".onnx")) {
+        const other = await readOnnx(o.to);
+        const names = (m: typeof model) => m.params.map((p) => `${p.name}[${p.shape.join(",")}]`).join(" ");
+        if (names(other) !== names(model))
+          throw new Error(`--to '${o.to}' has other parameters than --model '${o.model}'`);
+        target = other.initial;
+      } else target = loadParams(model, o.to);
+      const dirFile = o.dirFile ?? defaultDirFile(o.out);
+      const { directions } = directionsAt(dirFile, 1, model, () =>
+        makeModelDirection(model, params, target, { mode: o.mode }),
+      );
+      await runSurface(o, {
+        model,
+        theta: params,
+        directions,
+        grid,
+        train,
+        ...(test ? { test } : {}),
+        path: o.out,
+        dirFile,
+        meta: {
+          command: process.argv.slice(2).join(" "),
+          model_name: model.name,
+          data: o.data,
+          kind: "interpolation",
+          to: o.to,
+        },
+      });
+    });
+
+  program
+    .command("inspect")
+    .description("print what a surface or direction file holds")
+    .argument("<file>", "surface or direction file (.h5)")
+    .action((file) => {
+      if (!existsSync(file)) throw new Error(`file '${file}' does not exist`);
+      let surface: Surface | undefined;
+      try {
+        surface = readSurface(file);
+      } catch (surfaceError) {
+        let dirs: ReturnType<typeof readDirectionFile>;
+        try {
+          dirs = readDirectionFile(file);
+        } catch {
+          throw surfaceError;
+        }
+        const count = (t: typeof dirs.x) => t.reduce((a, x) => a + x.data.length, 0);
+        console.log(
+          `direction file: ${dirs.y ? 2 : 1} direction(s), ${dirs.x.length} tensors, ${count(dirs.x)} values each`,
+        );
+        for (const [k, v] of Object.entries(dirs.meta)) console.log(`  ${k}: ${v}`);
+        return;
+      }
+      for (const line of summary(surface)) console.log(line);
+    });
+
+  program
+    .command("merge")
+    .description("combine shard files of one surface into one file")
+    .requiredOption("--out <file>", "merged surface file")
+    .argument("<shards...>", "shard files written with --shard i/n")
+    .action((shards, o) => {
+      if (existsSync(o.out)) throw new Error(`--out '${o.out}' exists; merge never overwrites a file`);
+      const merged = mergeSurfaces(
+        shards.map((f) => readSurface(f)),
+        shards,
+      );
+      writeSurface(o.out, merged);
+      const missing = merged.done.length - merged.done.reduce((a, b) => a + b, 0);
+      console.log(
+        `merged ${shards.length} files into ${o.out}${missing ? `; ${missing} points are still missing (rerun the missing shards or resume on the merged file)` : ""}`,
+      );
+      for (const line of summary(merged)) console.log(line);
+    });
+}

@@ -1,0 +1,219 @@
+// Computes a 1D or 2D loss surface f(a, b) = L(theta + a d1 + b d2) point by
+// point into a resumable surface file: finished points are flushed atomically
+// at regular intervals, a rerun computes only the points still missing, and a
+// rerun with other inputs is refused instead of mixing results.
+
+import { existsSync } from "node:fs";
+import { type Grid, gridSize, inShard, pointCoords, type Shard } from "../core/grid.ts";
+import { combine } from "../core/vector.ts";
+import type { Dataset } from "../data/dataset.ts";
+import type { Engine, EvaluateOptions } from "../engine/engine.ts";
+import {
+  emptySurface,
+  readSurface,
+  type Surface,
+  type SurfaceQuantity,
+  writeSurface,
+} from "../formats/surface-file.ts";
+import { dataHash, directionsHash, modelHash } from "./identity.ts";
+
+/** What to compute and where to write it. */
+export interface SurfaceJob {
+  /** Runs the model (created for the model the parameters belong to). */
+  engine: Engine;
+  /** The centre point theta (a flat parameter vector). */
+  theta: Float32Array;
+  /** One direction (1D) or two (2D). */
+  directions: readonly Float32Array[];
+  /** Coordinates; `y` null for 1D. */
+  grid: Grid;
+  /** Training data (loss and accuracy always computed on it). */
+  train: Dataset;
+  /** Test data, optional. */
+  test?: Dataset;
+  /** Surface file to create or resume. */
+  path: string;
+  /** Direction file recorded as `dir_file`. */
+  dirFile: string;
+  /** Extra metadata stored with the surface (seed, normalization, command, ...). */
+  meta?: Record<string, string>;
+  /** Compute only this shard's points. */
+  shard?: Shard;
+  /** Batch size and loss of each evaluation. */
+  evaluate?: Pick<EvaluateOptions, "batchSize" | "loss">;
+  /** Seconds between flushes of finished points to the file (default 10). */
+  flushSeconds?: number;
+  /** Called after every point with the number done (of this shard) and the total to do. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Metadata keys that must agree for a resume or a merge. */
+export const IDENTITY_KEYS = [
+  "model_hash",
+  "directions_hash",
+  "train_hash",
+  "test_hash",
+  "loss",
+  "shard",
+] as const;
+
+/**
+ * The identity metadata of a job: hashes of model, parameters, directions and data, loss and shard.
+ *
+ * @example
+ * const id = jobIdentity(job); // { model_hash: "...", directions_hash: "...", ... }
+ */
+export function jobIdentity(job: SurfaceJob): Record<(typeof IDENTITY_KEYS)[number], string> {
+  return {
+    model_hash: modelHash(job.engine.model, job.theta),
+    directions_hash: directionsHash(job.directions),
+    train_hash: dataHash(job.train),
+    test_hash: job.test ? dataHash(job.test) : "none",
+    loss: job.evaluate?.loss ?? "cross-entropy",
+    shard: job.shard ? `${job.shard.index}/${job.shard.count}` : "all",
+  };
+}
+
+function quantitiesOf(job: SurfaceJob): SurfaceQuantity[] {
+  return job.test ? ["train_loss", "train_acc", "test_loss", "test_acc"] : ["train_loss", "train_acc"];
+}
+
+function sameArray(a: Float64Array | null, b: Float64Array | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Refuses to resume `existing` with a job whose inputs differ, naming every difference. */
+function checkResume(existing: Surface, job: SurfaceJob, identity: Record<string, string>): void {
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(identity)) {
+    const old = existing.meta[key];
+    if (old !== value) problems.push(`${key} is ${old ?? "(missing)"} in the file but ${value} now`);
+  }
+  if (!sameArray(existing.x, job.grid.x))
+    problems.push(`x coordinates differ (${existing.x.length} in the file, ${job.grid.x.length} now)`);
+  if (!sameArray(existing.y, job.grid.y))
+    problems.push(
+      `y coordinates differ (${existing.y?.length ?? "1D"} in the file, ${job.grid.y?.length ?? "1D"} now)`,
+    );
+  for (const q of quantitiesOf(job)) if (!existing.values[q]) problems.push(`the file has no '${q}'`);
+  if (problems.length) {
+    throw new Error(
+      `cannot resume '${job.path}': it was computed from other inputs (${problems.join("; ")}). Use another output file, or delete this one to start over.`,
+    );
+  }
+}
+
+/**
+ * Computes (or resumes) a surface and returns it; the file at `job.path` holds every finished point.
+ *
+ * @example
+ * const s = await computeSurface({ engine, theta, directions: [d1, d2], grid, train, path: "surf.h5", dirFile: "dirs.h5" });
+ */
+export async function computeSurface(job: SurfaceJob): Promise<Surface> {
+  const { grid, directions, theta } = job;
+  const dims = grid.y ? 2 : 1;
+  if (directions.length !== dims) {
+    throw new Error(`computeSurface(): a ${dims}D grid needs ${dims} direction(s), got ${directions.length}`);
+  }
+  for (const [k, d] of directions.entries()) {
+    if (d.length !== theta.length)
+      throw new Error(
+        `computeSurface(): direction ${k + 1} has ${d.length} values but theta has ${theta.length}`,
+      );
+  }
+  const identity = jobIdentity(job);
+  let surface: Surface;
+  if (existsSync(job.path)) {
+    surface = readSurface(job.path);
+    checkResume(surface, job, identity);
+  } else {
+    surface = emptySurface(grid.x, grid.y, quantitiesOf(job), job.dirFile, { ...job.meta, ...identity });
+    writeSurface(job.path, surface);
+  }
+  const todo: number[] = [];
+  for (let k = 0; k < gridSize(grid); k++) if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);
+  const params = new Float32Array(theta.length);
+  const flushMs = (job.flushSeconds ?? 10) * 1000;
+  let lastFlush = performance.now();
+  let dirty = false;
+  const v = surface.values;
+  for (const [n, k] of todo.entries()) {
+    combine(theta, directions, pointCoords(grid, k), params);
+    const train = await job.engine.evaluate(params, job.train, job.evaluate);
+    v.train_loss![k] = train.loss;
+    v.train_acc![k] = 100 * train.accuracy;
+    if (job.test) {
+      const test = await job.engine.evaluate(params, job.test, job.evaluate);
+      v.test_loss![k] = test.loss;
+      v.test_acc![k] = 100 * test.accuracy;
+    }
+    surface.done[k] = 1;
+    dirty = true;
+    job.onProgress?.(n + 1, todo.length);
+    if (performance.now() - lastFlush >= flushMs) {
+      writeSurface(job.path, surface);
+      lastFlush = performance.now();
+      dirty = false;
+    }
+  }
+  if (dirty) writeSurface(job.path, surface);
+  return surface;
+}
+
+/**
+ * Combines shard files of one grid into one surface. Shards must share inputs and grid, and no point
+ * may be computed by two of them.
+ *
+ * @example
+ * const merged = mergeSurfaces(["s.0.h5", "s.1.h5"].map(readSurface), ["s.0.h5", "s.1.h5"]);
+ */
+export function mergeSurfaces(parts: readonly Surface[], names: readonly string[]): Surface {
+  const first = parts[0];
+  if (!first) throw new Error("merge: no surface files given");
+  const keys = IDENTITY_KEYS.filter((k) => k !== "shard");
+  const out: Surface = {
+    x: first.x,
+    y: first.y,
+    values: Object.fromEntries(
+      Object.entries(first.values).map(([q, a]) => [q, new Float64Array(a.length).fill(Number.NaN)]),
+    ),
+    done: new Uint8Array(first.done.length),
+    dirFile: first.dirFile,
+    meta: { ...first.meta, shard: "all" },
+  };
+  const owner = new Int32Array(first.done.length).fill(-1);
+  parts.forEach((s, p) => {
+    const name = names[p] ?? `file ${p}`;
+    for (const k of keys) {
+      if (s.meta[k] !== first.meta[k]) {
+        throw new Error(
+          `merge: '${name}' has ${k} = ${s.meta[k] ?? "(missing)"} but '${names[0]}' has ${first.meta[k] ?? "(missing)"}; they are not shards of one surface`,
+        );
+      }
+    }
+    if (!sameArray(s.x, first.x) || !sameArray(s.y, first.y))
+      throw new Error(`merge: '${name}' has another grid than '${names[0]}'`);
+    for (const q of Object.keys(first.values)) {
+      if (!(q in s.values)) throw new Error(`merge: '${name}' has no '${q}' but '${names[0]}' has`);
+    }
+    for (let k = 0; k < s.done.length; k++) {
+      if (!s.done[k]) continue;
+      if (owner[k]! >= 0) {
+        throw new Error(
+          `merge: point ${k} (${describePoint(s, k)}) was computed by both '${names[owner[k]!]}' and '${name}'; shards overlap`,
+        );
+      }
+      owner[k] = p;
+      out.done[k] = 1;
+      for (const [q, a] of Object.entries(s.values)) out.values[q as SurfaceQuantity]![k] = a[k]!;
+    }
+  });
+  return out;
+}
+
+function describePoint(s: Surface, k: number): string {
+  return pointCoords({ x: s.x, y: s.y }, k)
+    .map((c, i) => `${i === 0 ? "x" : "y"} = ${c}`)
+    .join(", ");
+}
