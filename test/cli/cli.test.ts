@@ -42,7 +42,7 @@ describe("losscape CLI", () => {
       `${base}.safetensors`,
       "--subset",
       "300",
-      "--seed",
+      "--data-seed",
       "2",
       "--json",
     );
