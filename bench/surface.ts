@@ -46,17 +46,34 @@ const { directions } = makeDirections(model, model.initial, { dims: 2, seed: 1 }
 const axis = axisValues({ min: -1, max: 1, num: nx });
 const dir = mkdtempSync(join(tmpdir(), "losscape-bench-"));
 
-console.log(`${values.model} 2D surface ${nx}x${nx} on ${samples} samples, batch 128, ${threads} threads, median of ${rounds} rounds`);
+console.log(
+  `${values.model} 2D surface ${nx}x${nx} on ${samples} samples, batch 128, ${threads} threads, median of ${rounds} rounds`,
+);
 console.log(`peer: torch ${torchVersion}, the reference loop (set weights, eval, no_grad); ${PEER_SETUP}`);
 const ours: number[] = [];
 const theirs: number[] = [];
 for (let r = 0; r < rounds; r++) {
   const t0 = performance.now();
-  await computeSurface({ engine, theta: model.initial, directions, grid: { x: axis, y: axis }, train, path: join(dir, `s${r}.h5`), dirFile: "bench", evaluate: { batchSize: 128 } });
+  await computeSurface({
+    engine,
+    theta: model.initial,
+    directions,
+    grid: { x: axis, y: axis },
+    train,
+    path: join(dir, `s${r}.h5`),
+    dirFile: "bench",
+    evaluate: { batchSize: 128 },
+  });
   ours.push((nx * nx) / ((performance.now() - t0) / 1000));
-  const peer = runPeer(new URL("./torch_surface.py", import.meta.url).pathname, [values.model, String(threads), String(nx), String(samples), "128"], threads);
+  const peer = runPeer(
+    new URL("./torch_surface.py", import.meta.url).pathname,
+    [values.model, String(threads), String(nx), String(samples), "128"],
+    threads,
+  );
   theirs.push(peer.points_per_s as number);
-  console.log(`round ${r + 1}: losscape ${ours[r]!.toFixed(3)} points/s, PyTorch ${theirs[r]!.toFixed(3)} points/s`);
+  console.log(
+    `round ${r + 1}: losscape ${ours[r]!.toFixed(3)} points/s, PyTorch ${theirs[r]!.toFixed(3)} points/s`,
+  );
 }
 await engine.dispose();
 rmSync(dir, { recursive: true, force: true });
