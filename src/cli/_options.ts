@@ -38,6 +38,8 @@ export interface ModelFlags {
   output?: string;
   inputShape?: number[];
   allowFoldedBn?: true;
+  /** Seed of a zoo model's initial parameters. */
+  initSeed?: number;
 }
 
 /** Opens the model the flags name; zoo models take their input shape and classes from `data`. */
@@ -52,6 +54,7 @@ export async function openFromFlags(
     ...(o.input ? { input: o.input } : {}),
     ...(o.output ? { output: o.output } : {}),
     allowFoldedBatchNorm: Boolean(o.allowFoldedBn),
+    ...(o.initSeed !== undefined ? { seed: o.initSeed } : {}),
   });
   for (const w of opened.model.warnings) console.error(`warning: ${w}`);
   return opened;

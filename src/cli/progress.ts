@@ -5,8 +5,8 @@ import { SingleBar } from "cli-progress";
 
 /** A running progress display. */
 export interface Progress {
-  /** Sets the amount done so far. */
-  update(done: number): void;
+  /** Sets the amount done so far, with an optional detail shown after the counts ("loss 0.42"). */
+  update(done: number, detail?: string): void;
   /** Ends the display and prints a final line. */
   stop(): void;
 }
@@ -48,17 +48,19 @@ export function startProgress(label: string, total: number, options: ProgressOpt
   const every = (options.every ?? 5) * 1000;
   const started = performance.now();
   let done = 0;
+  let detail = "";
   const line = (): string => {
     const secs = (performance.now() - started) / 1000;
     const rate = secs > 0 ? done / secs : 0;
     const left = rate > 0 ? (total - done) / rate : Number.NaN;
-    return `${label}: ${done}/${total} ${unit} (${((100 * done) / Math.max(total, 1)).toFixed(1)} %), ${rate.toFixed(2)} ${unit}/s, ${formatDuration(secs)} elapsed, ${formatDuration(left)} left`;
+    return `${label}: ${done}/${total} ${unit} (${((100 * done) / Math.max(total, 1)).toFixed(1)} %)${detail ? `, ${detail}` : ""}, ${rate.toFixed(2)} ${unit}/s, ${formatDuration(secs)} elapsed, ${formatDuration(left)} left`;
   };
   if (plain) {
     let last = started;
     return {
-      update(n) {
+      update(n, d) {
         done = n;
+        detail = d ?? "";
         const now = performance.now();
         if (now - last >= every) {
           last = now;
@@ -72,19 +74,19 @@ export function startProgress(label: string, total: number, options: ProgressOpt
   }
   const bar = new SingleBar(
     {
-      format: `${label} [{bar}] {value}/{total} ${unit} | {rate} ${unit}/s | ETA {eta_formatted}`,
+      format: `${label} [{bar}] {value}/{total} ${unit} {detail}| {rate} ${unit}/s | ETA {eta_formatted}`,
       stream,
       hideCursor: true,
       etaBuffer: 50,
     },
     undefined,
   );
-  bar.start(total, 0, { rate: "0" });
+  bar.start(total, 0, { rate: "0", detail: "" });
   return {
-    update(n) {
+    update(n, d) {
       done = n;
       const secs = (performance.now() - started) / 1000;
-      bar.update(n, { rate: secs > 0 ? (n / secs).toFixed(2) : "0" });
+      bar.update(n, { rate: secs > 0 ? (n / secs).toFixed(2) : "0", detail: d ? `| ${d} ` : "" });
     },
     stop() {
       bar.stop();
