@@ -20,6 +20,11 @@ import { startProgress } from "./progress.ts";
 
 const MODES = ["weights", "states"] as const satisfies readonly DirectionMode[];
 
+/** Direction-file metadata as surface metadata: direction_seed, direction_normalization, ... */
+function prefixed(meta: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(meta).map(([k, v]) => [`direction_${k}`, v]));
+}
+
 /** Default direction file beside a surface file: surf.h5 -> surf.directions.h5. */
 function defaultDirFile(out: string): string {
   return `${out.replace(/\.h5$/, "")}.directions.h5`;
@@ -173,7 +178,11 @@ export function registerLandscapeCommands(program: Command): void {
       const { model, params } = await openFromFlags(o, train);
       const dims = grid.y ? 2 : 1;
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
-      const { directions, created } = directionsAt(dirFile, dims, model, () =>
+      const {
+        directions,
+        created,
+        meta: dirMeta,
+      } = directionsAt(dirFile, dims, model, () =>
         makeDirections(model, params, {
           dims: dims as 1 | 2,
           seed: o.seed,
@@ -194,7 +203,12 @@ export function registerLandscapeCommands(program: Command): void {
         path: o.out,
         dirFile,
         ...(shard ? { shard } : {}),
-        meta: { command: process.argv.slice(2).join(" "), model_name: model.name, data: o.data },
+        meta: {
+          ...prefixed(dirMeta),
+          command: process.argv.slice(2).join(" "),
+          model_name: model.name,
+          data: o.data,
+        },
       });
     });
 
@@ -231,7 +245,7 @@ export function registerLandscapeCommands(program: Command): void {
         target = other.initial;
       } else target = loadParams(model, o.to);
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
-      const { directions } = directionsAt(dirFile, 1, model, () =>
+      const { directions, meta: dirMeta } = directionsAt(dirFile, 1, model, () =>
         makeModelDirection(model, params, target, { mode: o.mode }),
       );
       await runSurface(o, {
@@ -244,6 +258,7 @@ export function registerLandscapeCommands(program: Command): void {
         path: o.out,
         dirFile,
         meta: {
+          ...prefixed(dirMeta),
           command: process.argv.slice(2).join(" "),
           model_name: model.name,
           data: o.data,

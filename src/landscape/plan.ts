@@ -112,7 +112,7 @@ export function loadDirections(model: Model, path: string): Float32Array[] {
 
 /**
  * Uses the direction file at `path` if it exists (checking it has `dims` directions), else creates it
- * with `create` and writes it atomically.
+ * with `create` and writes it atomically. Returns the directions and the file's metadata (seed, normalization, ...).
  *
  * @example
  * const dirs = directionsAt("dirs.h5", 2, model, () => makeDirections(model, theta, { dims: 2, seed: 0 }));
@@ -122,7 +122,7 @@ export function directionsAt(
   dims: number,
   model: Model,
   create: () => { directions: Float32Array[]; file: DirectionFile },
-): { directions: Float32Array[]; created: boolean } {
+): { directions: Float32Array[]; created: boolean; meta: Record<string, string> } {
   if (existsSync(path)) {
     const directions = loadDirections(model, path);
     if (directions.length !== dims) {
@@ -130,9 +130,9 @@ export function directionsAt(
         `direction file '${path}' holds ${directions.length} direction(s) but a ${dims}D surface needs ${dims}`,
       );
     }
-    return { directions, created: false };
+    return { directions, created: false, meta: readDirectionFile(path).meta };
   }
   const made = create();
   writeDirectionFile(path, made.file);
-  return { directions: made.directions, created: true };
+  return { directions: made.directions, created: true, meta: made.file.meta };
 }

@@ -267,3 +267,49 @@ describe("surface command", () => {
     expect(again.stderr).toMatch(/--out '.*merged.h5' exists; merge never overwrites a file/);
   });
 });
+
+describe("interpolate command", () => {
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env: { ...process.env, CI: "true" } });
+
+  it("starts at model A's loss and ends at model B's, BN statistics included", async () => {
+    for (const seed of ["1", "2"])
+      expect(cli("zoo", "cnn", "--seed", seed, "--out", join(dir, `cnn${seed}`)).status).toBe(0);
+    // Make B's BN statistics differ from A's so that interpolating them matters.
+    const { readOnnx } = await import("../../src/model/import.ts");
+    const { saveModel } = await import("../../src/model/checkpoint.ts");
+    const b = await readOnnx(join(dir, "cnn2.onnx"));
+    const theta = b.initial.slice();
+    for (const p of b.params)
+      if (p.role === "bn-stat") theta.fill(p.name.endsWith("var") ? 2 : 0.3, p.offset, p.offset + p.size);
+    saveModel(b, theta, join(dir, "cnn2"));
+    const out = join(dir, "interp.h5");
+    const r = cli(
+      "interpolate",
+      "--model",
+      join(dir, "cnn1.onnx"),
+      "--to",
+      join(dir, "cnn2.safetensors"),
+      "--x",
+      "0:1:3",
+      "--subset",
+      "200",
+      "--out",
+      out,
+    );
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(r.status).toBe(0);
+    const s = readSurface(out);
+    expect(s.meta.direction_kind).toBe("between-models");
+    expect(s.meta.direction_mode).toBe("states");
+    const train = loadDataset("fashion-mnist", "train", { subset: { count: 200 }, seed: 0 });
+    const a = await readOnnx(join(dir, "cnn1.onnx"));
+    const engine = await createOrtEngine(a, { threads: 1 });
+    const lossA = (await engine.evaluate(a.initial, train)).loss;
+    const lossB = (await engine.evaluate(theta, train)).loss;
+    await engine.dispose();
+    expect(s.values.train_loss![0]).toBeCloseTo(lossA, 6);
+    expect(s.values.train_loss![2]).toBeCloseTo(lossB, 4);
+    expect(Math.abs(lossA - lossB)).toBeGreaterThan(1e-3);
+  });
+});
