@@ -50,7 +50,10 @@ function openCheckpoints(
         );
     }
   }
-  return { readers, tensors, close: () => readers.forEach((r) => r.close()) };
+  const close = () => {
+    for (const r of readers) r.close();
+  };
+  return { readers, tensors, close };
 }
 
 /** Blocks of theta_i - theta_final, one model tensor at a time. */
