@@ -12,6 +12,8 @@ import { zooModel } from "../zoo/zoo.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags, SPLITS } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
 import { registerLandscapeCommands } from "./landscape.ts";
+import { registerPlotCommands } from "./plot.ts";
+import { registerViewCommands } from "./view.ts";
 import { startProgress } from "./progress.ts";
 
 const program = new Command()
@@ -106,6 +108,8 @@ dataOptions(modelOptions(program.command("evaluate")))
   });
 
 registerLandscapeCommands(program);
+registerPlotCommands(program);
+registerViewCommands(program);
 
 try {
   await program.parseAsync(process.argv);
