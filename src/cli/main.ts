@@ -13,8 +13,8 @@ import { dataOptions, loadFromFlags, modelOptions, openFromFlags, SPLITS } from 
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
 import { registerLandscapeCommands } from "./landscape.ts";
 import { registerPlotCommands } from "./plot.ts";
-import { registerViewCommands } from "./view.ts";
 import { startProgress } from "./progress.ts";
+import { registerViewCommands } from "./view.ts";
 
 const program = new Command()
   .name("losscape")
