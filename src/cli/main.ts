@@ -14,6 +14,7 @@ import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_pa
 import { registerLandscapeCommands } from "./landscape.ts";
 import { registerPlotCommands } from "./plot.ts";
 import { startProgress } from "./progress.ts";
+import { registerTrajectoryCommand } from "./trajectory.ts";
 import { registerViewCommands } from "./view.ts";
 
 const program = new Command()
@@ -110,6 +111,7 @@ dataOptions(modelOptions(program.command("evaluate")))
 registerLandscapeCommands(program);
 registerPlotCommands(program);
 registerViewCommands(program);
+registerTrajectoryCommand(program);
 
 try {
   await program.parseAsync(process.argv);
