@@ -79,3 +79,57 @@ describe("trajectory PCA from checkpoint files", () => {
     );
   });
 });
+
+describe("trajectory command", () => {
+  it("writes directions with explained variance, the projection, the PCA-plane surface and the figures", async () => {
+    const { spawnSync } = await import("node:child_process");
+    const { existsSync, mkdirSync } = await import("node:fs");
+    const { readDirectionFile } = await import("../../src/formats/direction-file.ts");
+    const { readSurface } = await import("../../src/formats/surface-file.ts");
+    const { onnxWithParams } = await import("../../src/model/checkpoint.ts");
+    const model = zooModel("mlp", { hidden: [16], seed: 3 });
+    const run = join(dir, "run");
+    mkdirSync(run);
+    writeFileAtomic(join(run, "model.onnx"), onnxWithParams(model, model.initial));
+    const d1 = randomDirection(model.initial, model.params, { seed: 5 });
+    const d2 = randomDirection(model.initial, model.params, { seed: 6 });
+    for (let e = 0; e < 4; e++) {
+      const p = model.initial.map(
+        (t, k) => t + (3 - e) * 0.1 * (d1[k] as number) + Math.sin(e) * 0.05 * (d2[k] as number),
+      );
+      writeFileAtomic(join(run, `epoch-00${e}.safetensors`), paramsToSafetensors(model, p));
+    }
+    const bin = new URL("../../bin/losscape.js", import.meta.url).pathname;
+    const r = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "trajectory",
+        "--model",
+        join(run, "model.onnx"),
+        "--run",
+        run,
+        "--points",
+        "5",
+        "--subset",
+        "100",
+      ],
+      {
+        encoding: "utf8",
+        env: { ...process.env, CI: "true" },
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/4 checkpoints, 1st PC: \d+\.\d\d %, 2nd PC: \d+\.\d\d %/);
+    const dirs = readDirectionFile(join(run, "trajectory.directions.h5"));
+    expect(dirs.explainedVarianceRatio![0]! + dirs.explainedVarianceRatio![1]!).toBeCloseTo(1, 4);
+    const s = readSurface(join(run, "trajectory.surface.h5"));
+    expect(s.done.every((v) => v === 1)).toBe(true);
+    expect(s.meta.x_label).toMatch(/^1st PC: /);
+    // The final checkpoint sits at the origin of the plane, inside the grid.
+    expect(s.x[0]!).toBeLessThan(0);
+    expect(s.x[s.x.length - 1]!).toBeGreaterThan(0);
+    for (const f of ["trajectory.projection.h5", "trajectory.png", "trajectory.random.png"])
+      expect(existsSync(join(run, f))).toBe(true);
+  });
+});
