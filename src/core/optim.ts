@@ -113,13 +113,14 @@ export function learningRate({ lr, gamma, milestones }: StepSchedule, epoch: num
 }
 
 /**
- * The paper's recipe: decay by 10 at 50 %, 75 % and 90 % of training.
+ * The paper's recipe: decay by 10 at 50 %, 75 % and 90 % of training (rounded to epochs; milestones that
+ * coincide in short runs are merged, so each decays once).
  *
  * @example
  * paperSchedule(0.1, 300).milestones; // [150, 225, 270]
  */
 export function paperSchedule(lr: number, epochs: number): StepSchedule {
-  return { lr, gamma: 0.1, milestones: [0.5, 0.75, 0.9].map((f) => Math.round(f * epochs)) };
+  return { lr, gamma: 0.1, milestones: [...new Set([0.5, 0.75, 0.9].map((f) => Math.round(f * epochs)))] };
 }
 
 /**

@@ -78,6 +78,9 @@ describe("schedules and running statistics", () => {
       0.1 * 0.1 * 0.1 * 0.1,
     ]);
   });
+  it("merges milestones that coincide in short runs", () => {
+    expect(paperSchedule(0.1, 3).milestones).toEqual([2, 3]);
+  });
   it("updates running statistics with momentum 0.1", () => {
     const r = new Float32Array([0, 1]);
     updateRunningStat(r, [1, 3]);

@@ -1,0 +1,564 @@
+// Reverse-mode differentiation of an ONNX classification graph: a new ONNX
+// graph that computes the logits, the mean softmax cross-entropy over the
+// batch and its gradient with respect to every trainable parameter, so that
+// training and curvature run on ONNX Runtime like evaluation does.
+//
+// How it is run was measured inside whole gradient graphs with
+// bench/autodiff-formulations.ts (ResNet-20 train step = forward + backward,
+// batch norm in training mode, batch 128, 2 threads, onnxruntime-node 1.30 CPU,
+// 2-core AMD EPYC shared with other jobs, so the steadier process CPU time per
+// step is quoted, two runs; lower is better; each line changes one choice from
+// the default, run-to-run noise is about +-6 %):
+//   default (below)                                  1519 / 1805 CPU-ms (wall min 810 / 923 ms)
+//   Conv input gradient as ConvTranspose             1702 / 1957  (vs Conv with flipped weights)
+//   weight gradient: im2col by Slices + one Gemm     1898 / 2123  (vs patches from a one-hot Conv
+//   weight gradient: im2col by Slices + MatMul       1795 / 1970   + batched MatMul)
+//   weight gradient: Conv over transposed tensors    2129 / 2354
+//   Relu gradient Where(y > 0, dy, 0) / dy * Sign(y) 1599 / 1655, 1743  (vs dy * Cast(y > 0): within
+//                                                    noise here; its kernels take 25 ms vs 67 for Where)
+//   per-channel sums direct / two-stage float32      1578 / 1701, 1584 / 1747  (float64 second stage: free)
+//   parameters as initializers, new session per step 2488 / 2901  (wall 1517 / 1902 ms: creating a
+//                                                    session of this graph takes ~250-450 ms)
+//   parameters as initializers, session reused       1646 / 2034  (same parameters every batch; NCHWc)
+//   PyTorch 1.13 (tuned, train mode)                 1028 / 1081  (wall min 837 / 616 ms)
+// Small CNN (1x28x28, MaxPool) at batch 128: MaxPool through Indices + MaxUnpool 177 CPU-ms, an
+// equality mask 276; PyTorch 161. MLP 784-512-256-10 at batch 128: 4.3 ms vs PyTorch 4.9 ms.
+
+import { fromProto } from "../model/import.ts";
+import { isTrainable, type Model } from "../model/model.ts";
+import {
+  DataType,
+  decodeModel,
+  type ModelProto,
+  type Node,
+  type Tensor,
+  type ValueInfo,
+} from "../onnx/proto.ts";
+import { Emitter } from "./_emit.ts";
+import {
+  BATCH_NORM_RULES,
+  type BatchNormSaved,
+  type Formulations,
+  NON_DIFFERENTIABLE,
+  RULES,
+  type RuleArgs,
+} from "./_rules.ts";
+import { type Dim, type Info, inferShapes } from "./_shapes.ts";
+
+export type { Formulations } from "./_rules.ts";
+
+/** How batch normalization behaves in the gradient graph. */
+export type BatchNormMode = "inference" | "training";
+
+/** Where the parameters live in the gradient graph. */
+export type ParameterMode = "initializers" | "inputs";
+
+/** The default formulations (the fastest measured on ORT CPU). */
+export const DEFAULT_FORMULATIONS: Formulations = {
+  convInput: "conv",
+  convWeight: "im2col-conv",
+  maxPool: "indices",
+  relu: "cast",
+  channelSums: "two-stage-double",
+};
+
+/** Options of gradientGraph. */
+export interface GradientOptions {
+  /** The loss: mean softmax cross-entropy over the batch (the only one so far). */
+  loss?: "cross-entropy";
+  /**
+   * `inference`: BatchNormalization uses its running statistics (evaluation mode, for curvature).
+   * `training`: batch statistics, as PyTorch's train mode; the graph then also outputs each layer's
+   * batch mean and unbiased batch variance for the running-statistics update.
+   */
+  batchNorm?: BatchNormMode;
+  /**
+   * `inputs` (default): every parameter (running statistics too) becomes a graph input, fed on
+   * each run, so one session serves every parameter vector.
+   * `initializers`: parameters stay initializers, patched into the model bytes with a new session
+   * per parameter vector. Measured slower for gradients even when the parameters stay fixed
+   * (ORT's NCHWc convolutions then need layout conversions around every backward op), and a
+   * session of a ResNet-20 gradient graph takes ~250-450 ms to create.
+   */
+  parameters?: ParameterMode;
+  /** Parameters to differentiate (default: the model's trainable ones, i.e. all but BN running statistics). */
+  trainable?: readonly string[];
+  /** Alternative formulations of costly rules, for measurements. */
+  formulations?: Partial<Formulations>;
+  /** For a ModelProto: the graph input holding the samples, when there are several. */
+  input?: string;
+  /** For a ModelProto: the graph output holding the logits, when there are several. */
+  output?: string;
+}
+
+/** One gradient output of the graph. */
+export interface GradientOutput {
+  /** Parameter (initializer) name. */
+  readonly param: string;
+  /** Graph output name: `grad:<param>`. */
+  readonly output: string;
+  readonly shape: readonly number[];
+}
+
+/** One batch statistic output (training-mode batch normalization). */
+export interface StatisticOutput {
+  /** The running statistic it updates (BatchNormalization input 3 or 4). */
+  readonly param: string;
+  /** Graph output name: `bnstat:<param>`. */
+  readonly output: string;
+  /** `mean`: batch mean; `var`: unbiased batch variance (what PyTorch folds into running_var). */
+  readonly kind: "mean" | "var";
+}
+
+/** A gradient graph and the names of what it computes. */
+export interface GradientGraph {
+  readonly proto: ModelProto;
+  /** Samples input, [N, ...sample shape]. */
+  readonly input: "input";
+  /** Labels input, int64 [N]. */
+  readonly labels: "labels";
+  /** Scalar output: mean cross-entropy over the batch. */
+  readonly loss: "loss";
+  /** Logits output, [N, classes]. */
+  readonly logits: "logits";
+  readonly gradients: readonly GradientOutput[];
+  readonly statistics: readonly StatisticOutput[];
+  readonly batchNorm: BatchNormMode;
+  readonly parameters: ParameterMode;
+  /** Parameters that are graph inputs (parameters: "inputs"), in graph order. */
+  readonly parameterInputs: readonly string[];
+}
+
+interface Source {
+  proto: ModelProto;
+  input: string;
+  inputDims: Dim[];
+  output: string;
+  trainable: string[];
+  /** Every parameter (trainable + running statistics): graph inputs in `inputs` mode. */
+  all: string[];
+}
+
+function isModel(x: Model | ModelProto): x is Model {
+  return (x as Model).onnx instanceof Uint8Array;
+}
+
+function resolve(source: Model | ModelProto, options: GradientOptions): Source {
+  if (isModel(source)) {
+    const proto = decodeModel(source.onnx, source.name);
+    const trainable = options.trainable
+      ? [...options.trainable]
+      : source.params.filter((p) => isTrainable(p.role)).map((p) => p.name);
+    return {
+      proto,
+      input: source.input.name,
+      inputDims: [source.input.batch ?? "N", ...source.input.shape],
+      output: source.output,
+      trainable,
+      all: source.params.map((p) => p.name),
+    };
+  }
+  const proto = source;
+  const graph = proto.graph;
+  const inits = new Set(graph.initializers.map((t) => t.name));
+  const data = graph.inputs.filter((v) => !inits.has(v.name));
+  const pick = (names: string[], wanted: string | undefined, what: string): string => {
+    if (wanted !== undefined) {
+      if (!names.includes(wanted))
+        throw new Error(
+          `gradientGraph(): no graph ${what} named '${wanted}'; the graph has: ${names.join(", ")}`,
+        );
+      return wanted;
+    }
+    if (names.length !== 1) {
+      throw new Error(
+        `gradientGraph(): the graph has ${names.length} ${what}s (${names.join(", ")}); name one with '${what}'`,
+      );
+    }
+    return names[0]!;
+  };
+  const input = pick(
+    data.map((v) => v.name),
+    options.input,
+    "input",
+  );
+  const output = pick(
+    graph.outputs.map((v) => v.name),
+    options.output,
+    "output",
+  );
+  const shape = data.find((v) => v.name === input)!.shape;
+  if (!shape) throw new Error(`gradientGraph(): input '${input}' has no declared shape`);
+  const inputDims: Dim[] = shape.map((d, i) => (d === null ? (i === 0 ? "N" : null) : d));
+  let trainable: string[];
+  if (options.trainable) trainable = [...options.trainable];
+  else {
+    const model = fromProto(proto, { input, output });
+    trainable = model.params.filter((p) => isTrainable(p.role)).map((p) => p.name);
+  }
+  const stats = new Set<string>();
+  for (const n of graph.nodes) {
+    if (n.opType !== "BatchNormalization") continue;
+    for (const k of [3, 4]) if (n.inputs[k] && inits.has(n.inputs[k]!)) stats.add(n.inputs[k]!);
+  }
+  const all = [...trainable, ...[...stats].filter((s) => !trainable.includes(s))];
+  return { proto, input, inputDims, output, trainable, all };
+}
+
+const isFloatType = (t: number | undefined): boolean =>
+  t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16;
+
+/**
+ * Builds the gradient graph of a classification model: inputs `input` and `labels` (int64 [N]),
+ * outputs `loss`, `logits`, `grad:<param>` for every trainable parameter and, with batch norm in
+ * training mode, `bnstat:<running stat>` for every BatchNormalization.
+ *
+ * @example
+ * const g = gradientGraph(zooModel("resnet20", { inputShape: [3, 32, 32] }), { batchNorm: "training" });
+ * g.gradients[0]; // { param: "conv1.weight", output: "grad:conv1.weight", shape: [16, 3, 3, 3] }
+ */
+export function gradientGraph(source: Model | ModelProto, options: GradientOptions = {}): GradientGraph {
+  const { loss = "cross-entropy", batchNorm = "inference", parameters = "inputs" } = options;
+  if (loss !== "cross-entropy") {
+    throw new Error(`gradientGraph(): 'loss' must be "cross-entropy", got ${JSON.stringify(loss)}`);
+  }
+  if (batchNorm !== "inference" && batchNorm !== "training") {
+    throw new Error(
+      `gradientGraph(): 'batchNorm' must be "inference" or "training", got ${JSON.stringify(batchNorm)}`,
+    );
+  }
+  if (parameters !== "initializers" && parameters !== "inputs") {
+    throw new Error(
+      `gradientGraph(): 'parameters' must be "initializers" or "inputs", got ${JSON.stringify(parameters)}`,
+    );
+  }
+  const f: Formulations = { ...DEFAULT_FORMULATIONS, ...options.formulations };
+  const src = resolve(source, options);
+  const graph = src.proto.graph;
+  const opset = src.proto.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
+  if (opset < 11) {
+    throw new Error(
+      `gradientGraph(): the model uses ONNX opset ${opset}; gradients need opset >= 11 (re-export it)`,
+    );
+  }
+  const inits = new Map<string, Tensor>(graph.initializers.map((t) => [t.name, t]));
+  for (const p of src.trainable) {
+    const t = inits.get(p);
+    if (!t) throw new Error(`gradientGraph(): trainable parameter '${p}' is not an initializer of the graph`);
+    if (!isFloatType(t.dataType))
+      throw new Error(
+        `gradientGraph(): trainable parameter '${p}' has element type ${t.dataType}, not float`,
+      );
+  }
+  const inputInfo = graph.inputs.find((v) => v.name === src.input)!;
+  const floatType = inputInfo.elemType;
+  if (floatType !== DataType.FLOAT && floatType !== DataType.DOUBLE) {
+    throw new Error(
+      `gradientGraph(): input '${src.input}' has element type ${floatType}; expected float32 (1) or float64 (11)`,
+    );
+  }
+
+  // Names in use, then rename the samples input to `input`.
+  const taken = new Set<string>();
+  for (const v of [...graph.inputs, ...graph.outputs, ...graph.valueInfo]) taken.add(v.name);
+  for (const t of graph.initializers) taken.add(t.name);
+  for (const n of graph.nodes) {
+    for (const v of [...n.inputs, ...n.outputs]) taken.add(v);
+    taken.add(n.name);
+  }
+  const rename = (v: string): string => (v === src.input ? "input" : v);
+  if (src.input !== "input" && taken.has("input")) {
+    throw new Error(
+      "gradientGraph(): the graph already has a value named 'input' that is not its samples input",
+    );
+  }
+  for (const reserved of ["labels", "loss"]) {
+    if (taken.has(reserved))
+      throw new Error(`gradientGraph(): the graph already uses the name '${reserved}'`);
+  }
+  const logitsValue = rename(src.output);
+  if (logitsValue !== "logits" && taken.has("logits")) {
+    throw new Error("gradientGraph(): the graph has a value named 'logits' that is not its logits output");
+  }
+  taken.add("input");
+  taken.add("labels");
+  taken.add("loss");
+  taken.add("logits");
+
+  // The nodes the logits depend on, with the samples input renamed.
+  const producer = new Map<string, Node>();
+  for (const n of graph.nodes) for (const o of n.outputs) producer.set(o, n);
+  const needed = new Set<Node>();
+  const stack = [src.output];
+  const seen = new Set<string>();
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (seen.has(v)) continue;
+    seen.add(v);
+    const n = producer.get(v);
+    if (!n || needed.has(n)) continue;
+    needed.add(n);
+    for (const i of n.inputs) if (i) stack.push(i);
+  }
+  const nodes: Node[] = graph.nodes
+    .filter((n) => needed.has(n))
+    .map((n) => ({ ...n, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+
+  const renamedGraph = { ...graph, nodes };
+  const shapes = inferShapes(
+    renamedGraph,
+    opset,
+    new Map<string, Info>([["input", { type: floatType, dims: src.inputDims }]]),
+  );
+  const logitsDims = shapes.get(logitsValue)?.dims;
+  const classes = logitsDims?.[1];
+  if (logitsDims?.length !== 2 || typeof classes !== "number") {
+    throw new Error(
+      `gradientGraph(): logits '${src.output}' have shape ${JSON.stringify(logitsDims)}; expected [batch, classes] with a static number of classes`,
+    );
+  }
+
+  // Which values depend on a trainable parameter.
+  const requires = new Set<string>(src.trainable);
+  for (const n of nodes) {
+    if (NON_DIFFERENTIABLE.has(n.opType)) continue;
+    if (!n.inputs.some((i) => requires.has(i))) continue;
+    for (const o of n.outputs) if (o && isFloatType(shapes.get(o)?.type)) requires.add(o);
+  }
+
+  const e = new Emitter(opset, floatType, taken);
+  e.channelReduction = f.channelSums;
+  const statistics: StatisticOutput[] = [];
+  const outputs: ValueInfo[] = [];
+  const saved = new Map<Node, unknown>();
+  const emitted = new Map<Node, Node>();
+
+  // ---- forward
+  for (const n of nodes) {
+    if (n.opType === "BatchNormalization" && batchNorm === "training") {
+      saved.set(n, lowerTrainingBatchNorm(e, n, shapes, statistics, outputs));
+      emitted.set(n, n);
+      continue;
+    }
+    let copy = n;
+    if (n.opType === "MaxPool" && requires.has(n.outputs[0]!) && !(n.outputs[1] ?? "")) {
+      copy = { ...n, outputs: [n.outputs[0]!, e.fresh("maxpool_indices")] };
+    }
+    e.nodes.push(copy);
+    emitted.set(n, copy);
+  }
+
+  // ---- loss: mean over the batch of -log softmax(logits)[label]
+  if (logitsValue !== "logits") e.op("Identity", [logitsValue], {}, "logits");
+  const logp = e.op("LogSoftmax", [logitsValue], { axis: 1 });
+  const labels = e.unsqueeze("labels", [1]);
+  const picked = e.op("GatherElements", [logp, labels], { axis: 1 });
+  e.op("Neg", [e.reduceMean(picked, [0, 1], false)], {}, "loss");
+  const onehot = e.op("Cast", [e.op("Equal", [labels, e.i64(range(classes), [1, classes])])], {
+    to: floatType,
+  });
+  const batch = logitsDims[0];
+  const invBatch =
+    typeof batch === "number"
+      ? e.scalar(1 / batch)
+      : e.op("Reciprocal", [e.op("Cast", [e.op("Shape", ["labels"])], { to: floatType })]);
+  const seed = e.op("Mul", [e.op("Sub", [e.op("Exp", [logp]), onehot]), invBatch]);
+
+  // ---- backward
+  const parts = new Map<string, string[]>();
+  const total = new Map<string, string>();
+  const add = (v: string, g: string): void => {
+    const list = parts.get(v);
+    if (list) list.push(g);
+    else parts.set(v, [g]);
+  };
+  const gradOf = (v: string): string | undefined => {
+    const done = total.get(v);
+    if (done) return done;
+    const list = parts.get(v);
+    if (!list || list.length === 0) return undefined;
+    const g = list.length === 1 ? list[0]! : e.op("Sum", list);
+    total.set(v, g);
+    return g;
+  };
+  add(logitsValue, seed);
+  const shapeCache = new Map<string, string>();
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const source = nodes[k]!;
+    const node = emitted.get(source)!;
+    const dy = source.outputs.map((o) => (o && requires.has(o) ? gradOf(o) : undefined));
+    if (dy.every((g) => g === undefined)) continue;
+    const needs = source.inputs.map((i) => i !== "" && requires.has(i));
+    if (!needs.some(Boolean)) continue;
+    const rule = source.opType === "BatchNormalization" ? BATCH_NORM_RULES[batchNorm] : RULES[source.opType];
+    if (!rule) {
+      throw new Error(
+        `gradientGraph(): no gradient rule for ${source.opType} node '${source.name}' (it lies between a parameter and the loss); ops with rules: ${[...Object.keys(RULES), "BatchNormalization"].sort().join(", ")}`,
+      );
+    }
+    const args: RuleArgs = {
+      node,
+      e,
+      dy,
+      needs,
+      f,
+      saved: saved.get(source),
+      info: (v) => shapes.get(v),
+      dims: (v) => {
+        const d = shapes.get(v)?.dims;
+        if (!d) {
+          throw new Error(
+            `gradientGraph(): ${source.opType} node '${source.name}': the rank of '${v}' is unknown (shape inference could not follow the graph here)`,
+          );
+        }
+        return d;
+      },
+      shapeOf: (v) => {
+        let s = shapeCache.get(v);
+        if (s) return s;
+        const d = shapes.get(v)?.dims;
+        s = d?.every((x): x is number => typeof x === "number") ? e.i64(d) : e.op("Shape", [v]);
+        shapeCache.set(v, s);
+        return s;
+      },
+    };
+    const grads = rule(args);
+    source.inputs.forEach((i, j) => {
+      const g = grads[j];
+      if (needs[j] && g !== undefined) add(i, g);
+    });
+  }
+
+  const gradients: GradientOutput[] = [];
+  for (const p of src.trainable) {
+    const t = inits.get(p)!;
+    const output = e.claim(`grad:${p}`);
+    const g = gradOf(p);
+    if (g === undefined) {
+      // A parameter the loss does not depend on: its gradient is zero.
+      e.op("ConstantOfShape", [e.i64(t.dims)], { value: { t: zeroTensor(floatType) } }, output);
+    } else e.op("Identity", [g], {}, output);
+    gradients.push({ param: p, output, shape: [...t.dims] });
+  }
+
+  // ---- assemble
+  const all = new Set(src.all);
+  const used = new Set<string>();
+  for (const n of e.nodes) for (const i of n.inputs) used.add(i);
+  const keptInits = graph.initializers.filter((t) => used.has(t.name));
+  const parameterInputs: string[] = [];
+  const initializers: Tensor[] = [];
+  const paramInputs: ValueInfo[] = [];
+  for (const t of keptInits) {
+    if (parameters === "inputs" && all.has(t.name)) {
+      parameterInputs.push(t.name);
+      paramInputs.push({ name: t.name, elemType: t.dataType, shape: [...t.dims] });
+    } else initializers.push(t);
+  }
+  initializers.push(...e.initializers);
+  const batchDim = src.inputDims[0] ?? "N";
+  const inputs: ValueInfo[] = [
+    { name: "input", elemType: floatType, shape: src.inputDims.map((d) => d ?? "?") },
+    { name: "labels", elemType: DataType.INT64, shape: [batchDim ?? "N"] },
+    ...paramInputs,
+  ];
+  const graphOutputs: ValueInfo[] = [
+    { name: "loss", elemType: floatType, shape: [] },
+    { name: "logits", elemType: floatType, shape: [batchDim ?? "N", classes] },
+    ...gradients.map((g) => ({ name: g.output, elemType: floatType, shape: [...g.shape] })),
+    ...outputs,
+  ];
+  const proto: ModelProto = {
+    irVersion: Math.max(src.proto.irVersion, 7),
+    opsets: src.proto.opsets,
+    producer: "losscape-autodiff",
+    graph: {
+      name: `${graph.name || "model"}-gradient`,
+      nodes: e.nodes,
+      initializers,
+      inputs,
+      outputs: graphOutputs,
+      valueInfo: [],
+    },
+  };
+  return {
+    proto,
+    input: "input",
+    labels: "labels",
+    loss: "loss",
+    logits: "logits",
+    gradients,
+    statistics,
+    batchNorm,
+    parameters,
+    parameterInputs,
+  };
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+function zeroTensor(type: number): Tensor {
+  return { name: "", dims: [1], dataType: type, raw: new Uint8Array(type === DataType.DOUBLE ? 8 : 4) };
+}
+
+/**
+ * BatchNormalization with batch statistics: mean and biased variance over (N, spatial), the
+ * normalization itself by ORT's BatchNormalization kernel fed those statistics, and the outputs
+ * the trainer folds into the running statistics (mean, unbiased variance).
+ */
+function lowerTrainingBatchNorm(
+  e: Emitter,
+  n: Node,
+  shapes: Map<string, Info>,
+  statistics: StatisticOutput[],
+  outputs: ValueInfo[],
+): BatchNormSaved {
+  const [x, scale, bias, runMean, runVar] = n.inputs as [string, string, string, string, string];
+  const dims = shapes.get(x)?.dims;
+  if (!dims || dims.length < 2) {
+    throw new Error(
+      `gradientGraph(): BatchNormalization node '${n.name}': input '${x}' needs a known rank >= 2 for batch statistics`,
+    );
+  }
+  const r = dims.length;
+  const axes = [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2)];
+  const eps = n.attributes.find((a) => a.name === "epsilon")?.f ?? 1e-5;
+  const perChannel = axes.map((i) => dims[i]!);
+  let count: string;
+  let unbias: string;
+  if (perChannel.every((d): d is number => typeof d === "number")) {
+    const m = perChannel.reduce((p, q) => p * q, 1);
+    count = e.scalar(m);
+    unbias = e.scalar(m / Math.max(m - 1, 1));
+  } else {
+    const c = dims[1];
+    if (typeof c !== "number") {
+      throw new Error(
+        `gradientGraph(): BatchNormalization node '${n.name}': the channel count of '${x}' is unknown`,
+      );
+    }
+    count = e.op("Cast", [e.op("Div", [e.op("Size", [x]), e.i64([c], [])])], { to: e.floatType });
+    unbias = e.op("Div", [count, e.op("Sub", [count, e.scalar(1)])]);
+  }
+  const mean = e.op("Div", [e.channelSum(x, r), count]);
+  const xc = e.op("Sub", [x, mean]);
+  const variance = e.op("Div", [e.channelSum(xc, r, true), count]);
+  const invstd = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [variance, e.scalar(eps)])])]);
+  const meanFlat = e.reshape(mean, [-1]);
+  const varFlat = e.reshape(variance, [-1]);
+  e.op("BatchNormalization", [x, scale, bias, meanFlat, varFlat], { epsilon: { f: eps } }, n.outputs[0]!);
+  const c = dims[1]!;
+  for (const [param, kind] of [
+    [runMean, "mean"],
+    [runVar, "var"],
+  ] as const) {
+    const output = e.claim(`bnstat:${param}`);
+    if (kind === "mean") e.op("Identity", [meanFlat], {}, output);
+    else e.op("Mul", [varFlat, unbias], {}, output);
+    statistics.push({ param, output, kind });
+    outputs.push({ name: output, elemType: e.floatType, shape: [c ?? "C"] });
+  }
+  return { xc, invstd, count };
+}
