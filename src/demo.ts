@@ -1,14 +1,25 @@
-// The main job on the embedded defaults: a small CNN on the embedded
-// Fashion-MNIST subset, saved and evaluated. Later capabilities (training,
-// surfaces, figures) extend this same entry point.
+// The main job on the embedded defaults: a small CNN trained on the embedded
+// Fashion-MNIST subset with per-epoch checkpoints, then its landscape — the
+// 1D interpolation initial -> trained, a filter-normalized 2D surface, the
+// PCA trajectory — as HDF5 files, figures (SVG + PNG) and an HTML report.
+// Every step resumes: rerunning the demo on the same folder finishes what is missing.
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { axisValues, gridSize } from "./core/grid.ts";
+import { paperSchedule } from "./core/optim.ts";
 import { datasetSize } from "./data/dataset.ts";
 import { loadEmbedded } from "./data/embedded.ts";
+import { subset } from "./data/transform.ts";
 import type { Metrics } from "./engine/engine.ts";
 import { createOrtEngine } from "./engine/ort.ts";
-import { saveModel } from "./model/checkpoint.ts";
+import type { Surface } from "./formats/surface-file.ts";
+import { directionsAt, makeDirections, makeModelDirection } from "./landscape/plan.ts";
+import { computeSurface } from "./landscape/surface.ts";
+import { plotSurfaces, writeFigure } from "./plot/plot.ts";
+import { train } from "./train/train.ts";
+import { trajectoryPlane, trajectorySvg } from "./trajectory/plane.ts";
+import { writeReport } from "./viewer/report.ts";
 import { zooModel } from "./zoo/zoo.ts";
 
 /** Options of the demo. */
@@ -17,32 +28,45 @@ export interface DemoOptions {
   out?: string;
   /** ONNX Runtime threads (default: all cores). */
   threads?: number;
-  /** Seed of the model's initial parameters (default 0). */
+  /** Seed of the model's initial parameters, the shuffling and the directions (default 0). */
   seed?: number;
+  /** Training epochs (default 3). */
+  epochs?: number;
+  /** Grid points per axis of the 2D surface (default 15). */
+  points?: number;
   /** Receives one line per step. */
   log?: (line: string) => void;
+  /** Receives progress of long steps. */
+  progress?: (label: string, done: number, total: number) => void;
 }
 
 /** What the demo produced. */
 export interface DemoResult {
   files: string[];
+  figures: string[];
+  report: string;
   train: Metrics & { seconds: number };
   test: Metrics & { seconds: number };
 }
 
 /**
- * Runs the demo: builds the zoo `cnn`, saves it, evaluates it on the embedded train and test sets.
+ * Runs the demo.
  *
  * @example
  * const result = await runDemo({ out: "out/demo", log: console.log });
  */
-export async function runDemo({
-  out = "out/demo",
-  threads,
-  seed = 0,
-  log = () => {},
-}: DemoOptions = {}): Promise<DemoResult> {
-  mkdirSync(out, { recursive: true });
+export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
+  const {
+    out = "out/demo",
+    threads,
+    seed = 0,
+    epochs = 3,
+    points = 15,
+    log = () => {},
+    progress = () => {},
+  } = options;
+  const t = threads === undefined ? {} : { threads };
+  mkdirSync(join(out, "figures"), { recursive: true });
   const trainData = loadEmbedded("train");
   const testData = loadEmbedded("test");
   log(
@@ -50,26 +74,160 @@ export async function runDemo({
   );
   const model = zooModel("cnn", { inputShape: trainData.shape, classes: trainData.classes, seed });
   log(`model: zoo 'cnn', ${model.params.length} tensors, ${model.size} parameters (seed ${seed})`);
-  const saved = saveModel(model, model.initial, join(out, "cnn"));
-  const engine = await createOrtEngine(model, threads === undefined ? {} : { threads });
+
+  // 1. Train with a checkpoint per epoch (resumes if the folder holds a run).
+  const runDir = join(out, "run");
+  const t0 = performance.now();
+  const run = await train(
+    model,
+    model.initial,
+    trainData,
+    testData,
+    {
+      epochs,
+      batchSize: 128,
+      seed,
+      optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 },
+      schedule: paperSchedule(0.05, epochs),
+      ...t,
+    },
+    runDir,
+    {
+      onBatch: (p) => progress(`train epoch ${p.epoch}/${epochs}`, p.batch, p.batches),
+      onEpoch: (l) =>
+        log(
+          `epoch ${l.epoch}/${epochs}: train loss ${l.train_loss.toFixed(4)}, acc ${l.train_acc.toFixed(2)} %; test loss ${l.test_loss?.toFixed(4)}, acc ${l.test_acc?.toFixed(2)} % (${l.samples_per_s.toFixed(0)} samples/s)`,
+        ),
+      onResume: (e) => log(`resuming the training run in ${runDir} after epoch ${e}`),
+    },
+  );
+  log(`trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const trained = run.params;
+
+  const engine = await createOrtEngine(model, t);
+  const files: string[] = [];
+  const figures: string[] = [];
+  let metrics: { train: DemoResult["train"]; test: DemoResult["test"] };
   try {
     const timed = async (data: typeof trainData) => {
-      const t0 = performance.now();
-      const m = await engine.evaluate(model.initial, data);
-      return { ...m, seconds: (performance.now() - t0) / 1000 };
+      const s = performance.now();
+      const m = await engine.evaluate(trained, data);
+      return { ...m, seconds: (performance.now() - s) / 1000 };
     };
-    const train = await timed(trainData);
-    const test = await timed(testData);
-    for (const [name, m] of [
-      ["train", train],
-      ["test", test],
-    ] as const) {
+    metrics = { train: await timed(trainData), test: await timed(testData) };
+    for (const [name, m] of Object.entries(metrics)) {
       log(
-        `${name}: loss ${m.loss.toFixed(4)}, accuracy ${(100 * m.accuracy).toFixed(2)} % on ${m.count} samples in ${m.seconds.toFixed(2)} s (${(m.count / m.seconds).toFixed(0)} samples/s)`,
+        `trained cnn, ${name}: loss ${m.loss.toFixed(4)}, accuracy ${(100 * m.accuracy).toFixed(2)} % on ${m.count} samples in ${m.seconds.toFixed(2)} s (${(m.count / m.seconds).toFixed(0)} samples/s)`,
       );
     }
-    return { files: [saved.onnx, saved.safetensors], train, test };
+
+    // Surfaces are evaluated on fixed, seeded subsets to keep the demo short.
+    const trainSub = subset(trainData, { count: 1000, seed });
+    const testSub = subset(testData, { count: 1000, seed });
+    const surface = async (
+      label: string,
+      job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress">,
+    ): Promise<Surface> => {
+      const s0 = performance.now();
+      const total = gridSize(job.grid);
+      const s = await computeSurface({
+        ...job,
+        engine,
+        onProgress: (done, todo) => progress(label, total - todo + done, total),
+      });
+      log(`${label}: ${total} points -> ${job.path} (${((performance.now() - s0) / 1000).toFixed(1)} s)`);
+      files.push(job.path);
+      return s;
+    };
+
+    // 2. Interpolation initial -> trained, BN statistics interpolated too.
+    const interpDirs = join(out, "interpolation.directions.h5");
+    const interp = directionsAt(interpDirs, 1, model, () =>
+      makeModelDirection(model, model.initial, trained),
+    );
+    const interpolation = await surface("interpolation", {
+      theta: model.initial,
+      directions: interp.directions,
+      grid: { x: axisValues({ min: -0.5, max: 1.5, num: 21 }), y: null },
+      train: trainSub,
+      test: testSub,
+      path: join(out, "interpolation.h5"),
+      dirFile: interpDirs,
+      meta: { kind: "interpolation", from: "epoch-000", to: `epoch-${epochs}` },
+    });
+
+    // 3. A filter-normalized 2D surface around the trained model.
+    const planeDirs = join(out, "surface.directions.h5");
+    const plane = directionsAt(planeDirs, 2, model, () => makeDirections(model, trained, { dims: 2, seed }));
+    const axis = axisValues({ min: -1, max: 1, num: points });
+    const surf = await surface("2D surface", {
+      theta: trained,
+      directions: plane.directions,
+      grid: { x: axis, y: axis },
+      train: subset(trainData, { count: 500, seed }),
+      path: join(out, "surface.h5"),
+      dirFile: planeDirs,
+      meta: { kind: "random", normalization: "filter", seed: String(seed) },
+    });
+
+    // 4. The optimization path on the PCA plane of the checkpoints (needs 3 of them, i.e. 2 epochs).
+    const checkpoints = Array.from({ length: epochs + 1 }, (_, e) =>
+      join(runDir, `epoch-${String(e).padStart(3, "0")}.safetensors`),
+    );
+    const s0 = performance.now();
+    const traj =
+      epochs < 2
+        ? undefined
+        : await trajectoryPlane(model, {
+            engine,
+            files: checkpoints,
+            train: subset(trainData, { count: 500, seed }),
+            out: join(out, "trajectory"),
+            points: 11,
+            seed,
+            onProgress: (done, total) => progress("trajectory", done, total),
+          });
+    if (traj) {
+      files.push(traj.files.directions, traj.files.projection, traj.files.surface);
+      log(
+        `trajectory: ${traj.axisLabels.join(", ")} -> ${traj.files.surface} (${((performance.now() - s0) / 1000).toFixed(1)} s)`,
+      );
+    } else log("trajectory: skipped (a PCA plane needs at least 2 epochs)");
+
+    // 5. Figures, SVG and PNG.
+    const figure = (name: string, svg: string) => {
+      for (const ext of ["svg", "png"]) {
+        const path = join(out, "figures", `${name}.${ext}`);
+        writeFigure(path, svg);
+        figures.push(path);
+      }
+    };
+    figure(
+      "interpolation",
+      plotSurfaces([interpolation], {
+        kind: "1d",
+        title: "cnn: initial (0) to trained (1)",
+        xlabel: "interpolation coefficient",
+      }),
+    );
+    figure(
+      "surface-contour",
+      plotSurfaces([surf], { kind: "contour", title: "cnn: filter-normalized 2D surface (train loss)" }),
+    );
+    figure("surface-filled", plotSurfaces([surf], { kind: "filled", title: "cnn: filled contours" }));
+    figure("surface-3d", plotSurfaces([surf], { kind: "surface3d", title: "cnn: loss surface" }));
+    if (traj)
+      figure(
+        "trajectory",
+        trajectorySvg(traj, {
+          labels: checkpoints.map((_, e) => String(e)),
+          title: "cnn: SGD path on the PCA plane",
+        }),
+      );
   } finally {
     await engine.dispose();
   }
+  const report = join(out, "report.html");
+  await writeReport({ paths: [out], out: report, title: "losscape demo: cnn on Fashion-MNIST" });
+  return { files, figures, report, ...metrics };
 }

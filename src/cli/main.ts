@@ -25,19 +25,46 @@ const program = new Command()
 
 program
   .command("demo")
-  .description("run the main job on the embedded Fashion-MNIST subset and a small CNN")
+  .description("the main job: train a small CNN on the embedded Fashion-MNIST subset and draw its landscape")
   .option("--out <dir>", "output folder", "out/demo")
   .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"))
-  .option("--seed <n>", "seed of the initial parameters", nonNegativeInt("--seed"), 0)
+  .option(
+    "--seed <n>",
+    "seed of the initial parameters, shuffling and directions",
+    nonNegativeInt("--seed"),
+    0,
+  )
+  .option("--epochs <n>", "training epochs", positiveInt("--epochs"), 3)
+  .option("--points <n>", "grid points per axis of the 2D surface", positiveInt("--points"), 15)
   .action(async (o) => {
     const t0 = performance.now();
+    let bar: ReturnType<typeof startProgress> | undefined;
+    let current = "";
     const result = await runDemo({
       out: o.out,
       seed: o.seed,
-      log: (l) => console.log(l),
+      epochs: o.epochs,
+      points: o.points,
       ...(o.threads ? { threads: o.threads } : {}),
+      log: (l) => console.log(l),
+      progress: (label, done, total) => {
+        if (label !== current) {
+          bar?.stop();
+          bar = startProgress(label, total, { unit: label.startsWith("train") ? "batches" : "points" });
+          current = label;
+        }
+        bar?.update(done);
+        if (done === total) {
+          bar?.stop();
+          bar = undefined;
+          current = "";
+        }
+      },
     });
-    console.log(`wrote ${result.files.join(", ")}`);
+    console.log(`surfaces: ${result.files.join(", ")}`);
+    console.log(`figures: ${result.figures.join(", ")}`);
+    console.log(`report: ${result.report}`);
+    console.log(`explore them: npx losscape view ${o.out}`);
     console.log(`demo finished in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   });
 

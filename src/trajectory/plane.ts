@@ -73,6 +73,11 @@ export async function trajectoryPlane(
 ): Promise<TrajectoryPlane> {
   const { files, out, points = 21, margin = 0.3, seed = 0 } = job;
   const options = { ...(job.ignoreBiasBN !== undefined ? { ignoreBiasBN: job.ignoreBiasBN } : {}) };
+  if (files.length < 3) {
+    throw new Error(
+      `trajectory: ${files.length} checkpoints span a line, not a plane; a PCA plane needs at least 3 (train for 2 epochs or more)`,
+    );
+  }
   const pca = await trajectoryPca(model, files, options);
   const { x, y } = projectTrajectory(model, files, pca.directions, "orthogonal", options);
   const final = loadParams(model, files[files.length - 1]!);

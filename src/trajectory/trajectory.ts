@@ -134,8 +134,9 @@ export function projectTrajectory(
   const det = g11 * g22 - g12 * g12;
   rhs.forEach(([r1, r2], i) => {
     if (method === "orthogonal") {
-      x[i] = r1! / g11;
-      y[i] = r2! / g22;
+      // A zero direction (e.g. the 2nd PC of a 2-checkpoint path) gives coordinate 0.
+      x[i] = g11 > 0 ? r1! / g11 : 0;
+      y[i] = g22 > 0 ? r2! / g22 : 0;
     } else {
       if (!(Math.abs(det) > 1e-30))
         throw new Error("projectTrajectory(): the two directions are linearly dependent");

@@ -21,15 +21,33 @@ function cli(...args: string[]) {
 }
 
 describe("losscape CLI", () => {
-  it("demo builds, saves and evaluates the small CNN on the embedded data", () => {
+  it("demo trains the small CNN and writes its landscape, figures and report; a rerun resumes everything", () => {
     const out = join(dir, "demo");
-    const r = cli("demo", "--out", out, "--threads", "2");
-    expect(r.err).toBe("");
+    const r = cli("demo", "--out", out, "--threads", "2", "--epochs", "1", "--points", "5");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/10000 train \/ 2000 test samples/);
-    expect(r.out).toMatch(/test: loss \d+\.\d{4}, accuracy \d+\.\d{2} % on 2000 samples/);
-    expect(readdirSync(out).sort()).toEqual(["cnn.onnx", "cnn.safetensors"]);
-  });
+    expect(r.out).toMatch(
+      /epoch 1\/1: train loss \d+\.\d{4}, acc \d+\.\d{2} %; test loss \d+\.\d{4}, acc (\d+)\.\d{2} %/,
+    );
+    expect(Number(/test loss \d+\.\d{4}, acc (\d+\.\d{2}) %/.exec(r.out)![1])).toBeGreaterThan(70);
+    expect(r.out).toMatch(
+      /trained cnn, test: loss \d+\.\d{4}, accuracy \d+\.\d{2} % on 2000 samples in [\d.]+ s/,
+    );
+    expect(r.out).toMatch(/explore them: npx losscape view /);
+    expect(r.out).toMatch(/trajectory: skipped \(a PCA plane needs at least 2 epochs\)/);
+    for (const f of ["interpolation.h5", "surface.h5", "report.html", "run/epoch-001.safetensors"]) {
+      expect(existsSync(join(out, f))).toBe(true);
+    }
+    expect(readdirSync(join(out, "figures")).sort()).toEqual(
+      ["interpolation", "surface-3d", "surface-contour", "surface-filled"].flatMap((n) => [
+        `${n}.png`,
+        `${n}.svg`,
+      ]),
+    );
+    const again = cli("demo", "--out", out, "--threads", "2", "--epochs", "1", "--points", "5");
+    expect(again.code).toBe(0);
+    expect(again.out).toMatch(/resuming the training run in .* after epoch 1/);
+  }, 300_000);
 
   it("zoo writes a model that evaluate reads back, with the library's numbers", async () => {
     const base = join(dir, "mlp");
