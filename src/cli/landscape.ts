@@ -17,6 +17,7 @@ import { readOnnx } from "../model/import.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
+import { queueOptions, runQueuedSurface } from "./queue.ts";
 
 const MODES = ["weights", "states"] as const satisfies readonly DirectionMode[];
 
@@ -148,7 +149,7 @@ export function registerLandscapeCommands(program: Command): void {
       );
     });
 
-  dataOptions(modelOptions(program.command("surface")))
+  queueOptions(dataOptions(modelOptions(program.command("surface"))))
     .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
     .requiredOption("--x <min:max:num>", "coordinates along the first direction, e.g. -1:1:51")
     .option("--y <min:max:num>", "coordinates along the second direction (makes a 2D surface)")
@@ -193,7 +194,7 @@ export function registerLandscapeCommands(program: Command): void {
         }),
       );
       console.log(`${created ? "created" : "using"} direction file ${dirFile}`);
-      await runSurface(o, {
+      const job = {
         model,
         theta: params,
         directions,
@@ -209,7 +210,11 @@ export function registerLandscapeCommands(program: Command): void {
           model_name: model.name,
           data: o.data,
         },
-      });
+      };
+      if (o.queue) {
+        const s = await runQueuedSurface({ ...o, queue: o.queue }, job);
+        if (s) for (const line of summary(s)) console.log(line);
+      } else await runSurface(o, job);
     });
 
   dataOptions(modelOptions(program.command("interpolate")))

@@ -14,6 +14,7 @@ import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_pa
 import { registerLandscapeCommands } from "./landscape.ts";
 import { registerPlotCommands } from "./plot.ts";
 import { startProgress } from "./progress.ts";
+import { registerQueueCommands } from "./queue.ts";
 import { registerTrainCommand } from "./train.ts";
 import { registerTrajectoryCommand } from "./trajectory.ts";
 import { registerViewCommands } from "./view.ts";
@@ -138,6 +139,7 @@ dataOptions(modelOptions(program.command("evaluate")))
 
 registerLandscapeCommands(program);
 registerPlotCommands(program);
+registerQueueCommands(program);
 registerViewCommands(program);
 registerTrainCommand(program);
 registerTrajectoryCommand(program);

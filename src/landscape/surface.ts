@@ -83,23 +83,35 @@ function sameArray(a: Float64Array | null, b: Float64Array | null): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-/** Refuses to resume `existing` with a job whose inputs differ, naming every difference. */
-function checkResume(existing: Surface, job: SurfaceJob, identity: Record<string, string>): void {
+/**
+ * Refuses to resume the surface file `existing` (at `path`) with inputs that differ, naming every difference:
+ * identity fields, grid, quantities. Shared by single-process, sharded and queued surfaces.
+ *
+ * @example
+ * checkResume("surf.h5", readSurface("surf.h5"), grid, ["train_loss", "train_acc"], identity);
+ */
+export function checkResume(
+  path: string,
+  existing: Surface,
+  grid: Grid,
+  quantities: readonly SurfaceQuantity[],
+  identity: Record<string, string>,
+): void {
   const problems: string[] = [];
   for (const [key, value] of Object.entries(identity)) {
     const old = existing.meta[key];
     if (old !== value) problems.push(`${key} is ${old ?? "(missing)"} in the file but ${value} now`);
   }
-  if (!sameArray(existing.x, job.grid.x))
-    problems.push(`x coordinates differ (${existing.x.length} in the file, ${job.grid.x.length} now)`);
-  if (!sameArray(existing.y, job.grid.y))
+  if (!sameArray(existing.x, grid.x))
+    problems.push(`x coordinates differ (${existing.x.length} in the file, ${grid.x.length} now)`);
+  if (!sameArray(existing.y, grid.y))
     problems.push(
-      `y coordinates differ (${existing.y?.length ?? "1D"} in the file, ${job.grid.y?.length ?? "1D"} now)`,
+      `y coordinates differ (${existing.y?.length ?? "1D"} in the file, ${grid.y?.length ?? "1D"} now)`,
     );
-  for (const q of quantitiesOf(job)) if (!existing.values[q]) problems.push(`the file has no '${q}'`);
+  for (const q of quantities) if (!existing.values[q]) problems.push(`the file has no '${q}'`);
   if (problems.length) {
     throw new Error(
-      `cannot resume '${job.path}': it was computed from other inputs (${problems.join("; ")}). Use another output file, or delete this one to start over.`,
+      `cannot resume '${path}': it was computed from other inputs (${problems.join("; ")}). Use another output file, or delete this one to start over.`,
     );
   }
 }
@@ -126,7 +138,7 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
   let surface: Surface;
   if (existsSync(job.path)) {
     surface = readSurface(job.path);
-    checkResume(surface, job, identity);
+    checkResume(job.path, surface, job.grid, quantitiesOf(job), identity);
   } else {
     surface = emptySurface(grid.x, grid.y, quantitiesOf(job), job.dirFile, { ...job.meta, ...identity });
     writeSurface(job.path, surface);

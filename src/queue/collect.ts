@@ -1,0 +1,283 @@
+// Collecting a queued surface: results reported by workers are read from the
+// plan's Redis stream and written into the surface file as they arrive. A
+// result leaves Redis only after the file holding it has been written, so a
+// collector killed at any moment loses nothing: the next one replays what the
+// file lacks. Points already done are never overwritten (duplicates ignored).
+
+import { gridSize, inShard, parseShard, type Shard } from "../core/grid.ts";
+import { readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
+import {
+  checkQueueName,
+  connectRedis,
+  DEFAULT_QUEUE_NAME,
+  enqueuePlan,
+  nextStreamId,
+  openQueue,
+  planJobIds,
+  planKeys,
+  redactError,
+} from "./_redis.ts";
+import type { QueueTarget } from "./connection.ts";
+import { decodeValues, PLAN_VERSION, planQuantities, type SurfacePlan } from "./plan.ts";
+import { type QueuedSurfaceJob, type SubmitOptions, submitSurface } from "./submit.ts";
+
+/** Options of `collectSurface`. */
+export interface CollectOptions {
+  /** Seconds between writes of the file (default 10); results stay in Redis until written. */
+  flushSeconds?: number;
+  /** Seconds between checks that the plan and its jobs are still in Redis, requeueing what is missing (default 30). */
+  reconcileSeconds?: number;
+  /** Seconds without results (and no job running) before a hint that no worker may be running (default 60). */
+  quietSeconds?: number;
+  /** Called whenever results arrive, with the points done (of this surface or shard) and their total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Messages for the user (resuming, hints). */
+  log?: (line: string) => void;
+  /** Stops collecting: the file is written and the promise rejects with "interrupted". */
+  signal?: AbortSignal;
+  /** Queue jobs for the missing points before collecting (default true; false right after `submitSurface`). */
+  requeue?: boolean;
+}
+
+/** What `collectSurface` did. */
+export interface Collected {
+  surface: Surface;
+  /** Points written by this run. */
+  received: number;
+  /** Results for points that were already done (a retried or resubmitted chunk), ignored. */
+  duplicates: number;
+  /** Points done when the run started. */
+  resumed: number;
+  /** Seconds workers spent evaluating the results received (the rest of the wall time is waiting and the queue). */
+  evaluationSeconds: number;
+}
+
+/** The plan a file was submitted with, rebuilt with the grid from the file's coordinates. */
+function planOfFile(
+  path: string,
+  s: Surface,
+): { id: string; plan: SurfacePlan; chunk: number; name: string } {
+  const { queue_plan_id: id, queue_plan: stored, queue_chunk: chunk, queue_name: name } = s.meta;
+  if (!id || !stored || !chunk || !name) {
+    throw new Error(
+      `'${path}' was not submitted to a queue (no queue_plan in its metadata); submit it with losscape surface ... --queue URL`,
+    );
+  }
+  const p = JSON.parse(stored) as Omit<SurfacePlan, "grid">;
+  if (p.version !== PLAN_VERSION)
+    throw new Error(
+      `'${path}' was submitted with plan version ${p.version}; this losscape reads version ${PLAN_VERSION}`,
+    );
+  const plan: SurfacePlan = {
+    version: p.version,
+    model: p.model,
+    data: p.data,
+    directions: p.directions,
+    grid: { x: Array.from(s.x), y: s.y ? Array.from(s.y) : null },
+    evaluate: p.evaluate,
+    identity: p.identity,
+  };
+  return { id, plan, chunk: Number(chunk), name };
+}
+
+/** Stream entry fields [k1, v1, k2, v2, ...] as an object. */
+function fieldsOf(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+/**
+ * Collects the results of a submitted surface into its file until every point (of its shard) is done, then
+ * removes the plan's records from Redis. Resumes from the file: a restarted collector picks up where the last
+ * one stopped. Also makes sure every missing point has a job, so it can follow a submission whose jobs were lost.
+ * Rejects, after writing the file, when a chunk failed (a worker refused it or kept failing).
+ *
+ * @example
+ * const { surface } = await collectSurface({ connection: parseQueueUrl("redis://127.0.0.1:6379") }, "surf.h5");
+ */
+export async function collectSurface(
+  target: QueueTarget,
+  path: string,
+  options: CollectOptions = {},
+): Promise<Collected> {
+  const {
+    flushSeconds = 10,
+    reconcileSeconds = 30,
+    quietSeconds = 60,
+    onProgress,
+    log = () => {},
+    signal,
+    requeue = true,
+  } = options;
+  const surface = readSurface(path);
+  const { id, plan, chunk, name } = planOfFile(path, surface);
+  if ((target.name ?? DEFAULT_QUEUE_NAME) !== name) {
+    throw new Error(
+      `'${path}' was submitted to queue '${name}', not '${target.name ?? DEFAULT_QUEUE_NAME}'; collect it from queue '${name}'`,
+    );
+  }
+  checkQueueName(name);
+  const shard: Shard | undefined =
+    surface.meta.shard && surface.meta.shard !== "all"
+      ? parseShard(surface.meta.shard, "shard in the file")
+      : undefined;
+  const grid = { x: surface.x, y: surface.y };
+  const size = gridSize(grid);
+  const mine: number[] = [];
+  for (let k = 0; k < size; k++) if (inShard(k, shard)) mine.push(k);
+  const total = mine.length;
+  let done = mine.reduce((a, k) => a + surface.done[k]!, 0);
+  const resumed = done;
+  const quantities = planQuantities(plan);
+  for (const q of quantities)
+    if (!surface.values[q]) throw new Error(`'${path}' has no '${q}' but its plan computes it`);
+  const keys = planKeys(target, id);
+  const c = target.connection;
+  const missing = () => mine.filter((k) => !surface.done[k]);
+
+  const client = await connectRedis(target, "collect");
+  const reader = await connectRedis(target, "collect-stream").catch((e: unknown) => {
+    client.disconnect();
+    throw e;
+  });
+  const queue = openQueue(target);
+  let received = 0;
+  let duplicates = 0;
+  let evaluationSeconds = 0;
+  let dirty = false;
+  try {
+    if (resumed > 0) log(`resuming: ${resumed} of ${total} points are in '${path}'`);
+    if (done < total && requeue) await enqueuePlan(queue, client, target, id, plan, missing(), chunk);
+    onProgress?.(done, total);
+
+    let lastId = "0"; // replay everything not yet trimmed: it may be missing from the file
+    let trimmedTo = "0";
+    const now = () => performance.now();
+    let lastFlush = now();
+    let lastFailedCheck = now();
+    let lastReconcile = now();
+    let lastResult = now();
+    let hinted = false;
+
+    const flush = async () => {
+      if (dirty) writeSurface(path, surface);
+      dirty = false;
+      lastFlush = now();
+      // Every entry up to lastId is now in the file: drop them from Redis.
+      if (lastId !== trimmedTo) {
+        await client.xtrim(keys.results, "MINID", nextStreamId(lastId));
+        trimmedTo = lastId;
+      }
+    };
+
+    while (done < total) {
+      if (signal?.aborted) {
+        await flush();
+        throw new Error(
+          `interrupted; ${done} of ${total} points are in '${path}' (collect again to continue)`,
+        );
+      }
+      const reply = (await reader.xread("COUNT", 1000, "BLOCK", 1000, "STREAMS", keys.results, lastId)) as
+        | [string, [string, string[]][]][]
+        | null;
+      for (const [, entries] of reply ?? []) {
+        for (const [entryId, flat] of entries) {
+          lastId = entryId;
+          const f = fieldsOf(flat);
+          const where = `result ${entryId} of plan ${id} (job ${f.job ?? "?"}, worker ${f.worker ?? "?"})`;
+          let points: number[];
+          let values: ReturnType<typeof decodeValues>;
+          try {
+            points = JSON.parse(f.points ?? "") as number[];
+            if (!Array.isArray(points) || !points.every((k) => Number.isInteger(k) && k >= 0 && k < size))
+              throw new Error(`points must be indices of the ${size}-point grid`);
+            values = decodeValues(
+              JSON.parse(f.values ?? "") as Record<string, string>,
+              points.length,
+              "values",
+            );
+            const absent = quantities.filter((q) => !values[q]);
+            if (absent.length) throw new Error(`no ${absent.join(", ")}`);
+          } catch (e) {
+            // A malformed entry (another losscape version?) must not stop the surface; its chunk is requeued later.
+            log(`ignoring ${where}: ${(e as Error).message}`);
+            continue;
+          }
+          points.forEach((k, i) => {
+            if (!inShard(k, shard)) return;
+            if (surface.done[k]) {
+              duplicates++;
+              return;
+            }
+            for (const q of quantities) surface.values[q]![k] = values[q]![i]!;
+            surface.done[k] = 1;
+            done++;
+            received++;
+            dirty = true;
+          });
+          evaluationSeconds += Number(f.seconds) || 0;
+          lastResult = now();
+          hinted = false;
+        }
+      }
+      onProgress?.(done, total);
+      if (done >= total) break;
+
+      if (now() - lastFlush >= flushSeconds * 1000) await flush();
+      if (now() - lastFailedCheck >= 2000) {
+        lastFailedCheck = now();
+        const failed = await planJobIds(queue, id, ["failed"]);
+        if (failed.length) {
+          const job = await queue.getJob(failed[0]!);
+          await flush();
+          throw new Error(
+            `${failed.length} chunk job(s) of '${path}' failed; ${failed[0]}: ${redactError(job?.failedReason ?? "unknown reason", c)}. ${done} of ${total} points are in the file; fix the cause and collect again (failed chunks are requeued).`,
+          );
+        }
+      }
+      if (now() - lastReconcile >= reconcileSeconds * 1000) {
+        lastReconcile = now();
+        // Jobs or the plan lost (a Redis restart without persistence): queue them again. Chunks still queued or
+        // running keep their ids and are not duplicated.
+        await enqueuePlan(queue, client, target, id, plan, missing(), chunk);
+      }
+      if (!hinted && now() - lastResult >= quietSeconds * 1000) {
+        hinted = true;
+        // Long points keep workers busy for minutes; only a queue nobody works on deserves a hint.
+        if ((await planJobIds(queue, id, ["active"])).length === 0)
+          log(
+            `no results for ${quietSeconds} s and no job running; is a worker running? losscape worker --queue ${c.display} --queue-name ${name}`,
+          );
+      }
+    }
+    await flush();
+    // Done: remove the plan, its results and any duplicate jobs still queued.
+    await client.del(keys.plan, keys.results);
+    for (const j of await planJobIds(queue, id, ["waiting", "delayed", "prioritized"])) await queue.remove(j);
+    return { surface, received, duplicates, resumed, evaluationSeconds };
+  } catch (e) {
+    // Keep what arrived; it is also still in Redis, so a failed write loses nothing either.
+    if (dirty) writeSurface(path, surface);
+    throw e;
+  } finally {
+    await queue.close();
+    client.disconnect();
+    reader.disconnect();
+  }
+}
+
+/**
+ * Submits a surface and collects it: the queued counterpart of `computeSurface`, with the same file.
+ *
+ * @example
+ * const { surface } = await computeSurfaceOnQueue(target, job, { chunkSize: 4, onProgress: (d, n) => bar.update(d) });
+ */
+export async function computeSurfaceOnQueue(
+  target: QueueTarget,
+  job: QueuedSurfaceJob,
+  options: SubmitOptions & CollectOptions = {},
+): Promise<Collected> {
+  await submitSurface(target, job, options);
+  return collectSurface(target, job.path, { ...options, requeue: false });
+}

@@ -1,0 +1,188 @@
+// Submitting a surface to a queue: the surface file is created (or resumed)
+// exactly as computeSurface would, the plan that lets workers reproduce the
+// inputs is published in Redis, and every chunk of points still missing
+// becomes a BullMQ job. Collecting the results is collect.ts.
+
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { type Grid, gridSize, inShard, type Shard } from "../core/grid.ts";
+import type { Dataset } from "../data/dataset.ts";
+import type { LossName } from "../engine/engine.ts";
+import type { Surface } from "../formats/surface-file.ts";
+import type { Model } from "../model/model.ts";
+import { openSurfaceFile } from "./_file.ts";
+import { checkQueueName, connectRedis, DEFAULT_QUEUE_NAME, enqueuePlan, openQueue } from "./_redis.ts";
+import { type QueueTarget, redact } from "./connection.ts";
+import {
+  type DataSource,
+  type ModelSource,
+  PLAN_VERSION,
+  planId,
+  planIdentity,
+  planQuantities,
+  type SurfacePlan,
+} from "./plan.ts";
+
+/**
+ * A surface to compute through a queue: what `computeSurface` takes without the engine, plus where workers
+ * find the model and the data.
+ *
+ * @example
+ * const job: QueuedSurfaceJob = { model, theta, directions, grid, train, path: "surf.h5", dirFile: "dirs.h5",
+ *   evaluate: { batchSize: 256, loss: "cross-entropy" },
+ *   sources: { model: { spec: "resnet56.onnx" }, data: { spec: "cifar10:/data/cifar", seed: 0 } } };
+ */
+export interface QueuedSurfaceJob {
+  /** The model (to hash its graph; workers open their own copy from `sources.model`). */
+  model: Model;
+  /** The centre point theta. */
+  theta: Float32Array;
+  /** One direction (1D) or two (2D); workers read them from `dirFile`. */
+  directions: readonly Float32Array[];
+  grid: Grid;
+  train: Dataset;
+  test?: Dataset;
+  /** Surface file to create or resume. */
+  path: string;
+  /** Direction file: recorded as `dir_file`, and where workers read the directions. */
+  dirFile: string;
+  /** Extra metadata stored with the surface (seed, normalization, command, ...); passwords are removed. */
+  meta?: Record<string, string>;
+  /** Queue only this shard's points. */
+  shard?: Shard;
+  /** Batch size and loss of each evaluation (workers use the same). */
+  evaluate: { batchSize: number; loss: LossName };
+  /** Where workers open the model and the data; relative paths are made absolute here. */
+  sources: { model: ModelSource; data: Omit<DataSource, "test"> };
+}
+
+/** Options of `submitSurface`. */
+export interface SubmitOptions {
+  /** Grid points per job (default 1). Larger chunks amortize the queue's per-job cost; see docs/scale-out.md. */
+  chunkSize?: number;
+}
+
+/** What `submitSurface` did. */
+export interface Submission {
+  /** Plan id: the Redis records and job ids of this surface. */
+  plan: string;
+  /** Points still to compute. */
+  points: number;
+  /** Jobs queued (chunks with points to compute). */
+  jobs: number;
+  /** The surface file's contents after creating or resuming it. */
+  surface: Surface;
+}
+
+function absolute(path: string | undefined): string | undefined {
+  return path === undefined ? undefined : resolve(path);
+}
+
+/** A model spec that names a file becomes absolute; a zoo name stays. */
+function modelSpec(spec: string): string {
+  return spec.endsWith(".onnx") || existsSync(spec) ? resolve(spec) : spec;
+}
+
+/** "cifar10:rel/dir" -> "cifar10:/abs/rel/dir"; "fashion-mnist" (embedded) stays. */
+function dataSpec(spec: string): string {
+  const colon = spec.indexOf(":");
+  return colon < 0 ? spec : `${spec.slice(0, colon)}:${resolve(spec.slice(colon + 1))}`;
+}
+
+/**
+ * The plan of a job, as workers will receive it.
+ *
+ * @example
+ * const plan = surfacePlan(job); // { version: 1, model: { spec: "/abs/resnet56.onnx" }, ... }
+ */
+export function surfacePlan(job: QueuedSurfaceJob): SurfacePlan {
+  const { sources } = job;
+  const model: ModelSource = { ...sources.model, spec: modelSpec(sources.model.spec) };
+  const params = absolute(sources.model.params);
+  if (params !== undefined) model.params = params;
+  return {
+    version: PLAN_VERSION,
+    model,
+    data: { ...sources.data, spec: dataSpec(sources.data.spec), test: job.test !== undefined },
+    directions: resolve(job.dirFile),
+    grid: { x: Array.from(job.grid.x), y: job.grid.y ? Array.from(job.grid.y) : null },
+    evaluate: { batchSize: job.evaluate.batchSize, loss: job.evaluate.loss },
+    identity: planIdentity({
+      model: job.model,
+      theta: job.theta,
+      directions: job.directions,
+      train: job.train,
+      ...(job.test ? { test: job.test } : {}),
+      loss: job.evaluate.loss,
+      ...(job.shard ? { shard: job.shard } : {}),
+    }),
+  };
+}
+
+/** The plan as stored in the surface file: without the grid, which the file holds as x/y coordinates. */
+function planForFile(plan: SurfacePlan): string {
+  const { grid: _grid, ...rest } = plan;
+  return JSON.stringify(rest);
+}
+
+/**
+ * Creates or resumes the surface file, publishes the plan and queues every chunk with points still missing.
+ * Nothing is evaluated here; run `losscape worker` processes, and collect with `collectSurface`.
+ *
+ * @example
+ * const target = { connection: parseQueueUrl("redis://127.0.0.1:6379") };
+ * const { plan, jobs } = await submitSurface(target, job, { chunkSize: 4 });
+ */
+export async function submitSurface(
+  target: QueueTarget,
+  job: QueuedSurfaceJob,
+  { chunkSize = 1 }: SubmitOptions = {},
+): Promise<Submission> {
+  const dims = job.grid.y ? 2 : 1;
+  if (job.directions.length !== dims) {
+    throw new Error(
+      `submitSurface(): a ${dims}D grid needs ${dims} direction(s), got ${job.directions.length}`,
+    );
+  }
+  for (const [k, d] of job.directions.entries()) {
+    if (d.length !== job.theta.length)
+      throw new Error(
+        `submitSurface(): direction ${k + 1} has ${d.length} values but theta has ${job.theta.length}`,
+      );
+  }
+  if (!Number.isInteger(chunkSize) || chunkSize < 1)
+    throw new Error(`submitSurface(): 'chunkSize' must be a positive integer, got ${chunkSize}`);
+  const name = target.name ?? DEFAULT_QUEUE_NAME;
+  checkQueueName(name);
+  const plan = surfacePlan(job);
+  const id = planId(plan);
+  const c = target.connection;
+  const meta = Object.fromEntries(Object.entries(job.meta ?? {}).map(([k, v]) => [k, redact(v, c)]));
+  // Connect before touching the file, so a wrong URL or password changes nothing.
+  const client = await connectRedis(target, "submit");
+  const queue = openQueue(target);
+  try {
+    const surface = openSurfaceFile(
+      job.path,
+      job.grid,
+      planQuantities(plan),
+      job.dirFile,
+      plan.identity,
+      meta,
+      {
+        queue_plan_id: id,
+        queue_plan: planForFile(plan),
+        queue_chunk: String(chunkSize),
+        queue_name: name,
+        queue_url: c.display,
+      },
+    );
+    const todo: number[] = [];
+    for (let k = 0; k < gridSize(job.grid); k++) if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);
+    const jobs = todo.length ? await enqueuePlan(queue, client, target, id, plan, todo, chunkSize) : 0;
+    return { plan: id, points: todo.length, jobs, surface };
+  } finally {
+    await queue.close();
+    client.disconnect();
+  }
+}
