@@ -56,8 +56,12 @@ async function ours(name: string, shape: number[], options: { hidden?: number[] 
   return rates;
 }
 
-console.log(`training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, median of ${rounds} rounds of ${steps} steps`);
-console.log(`peer: torch ${torchVersion}; ${PEER_SETUP.replace("no_grad, eval mode", "train mode, torch.optim.SGD")}`);
+console.log(
+  `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, median of ${rounds} rounds of ${steps} steps`,
+);
+console.log(
+  `peer: torch ${torchVersion}; ${PEER_SETUP.replace("no_grad, eval mode", "train mode, torch.optim.SGD")}`,
+);
 console.log("| model | losscape (samples/s) | PyTorch (samples/s) | ratio |");
 console.log("|---|---|---|---|");
 const peerScript = new URL("./torch_train.py", import.meta.url).pathname;
@@ -67,7 +71,11 @@ for (const [name, shape] of [
   ["mlp", [1, 28, 28]],
 ] as const) {
   const mine = median(await ours(name, [...shape]));
-  const peer = runPeer(peerScript, [name, String(threads), String(batch), String(steps), String(rounds), shape.join(",")], threads);
+  const peer = runPeer(
+    peerScript,
+    [name, String(threads), String(batch), String(steps), String(rounds), shape.join(",")],
+    threads,
+  );
   const theirs = median(peer.rates as number[]);
   if (name === "resnet20") resnetRatio = mine / theirs;
   console.log(`| ${name} | ${mine.toFixed(0)} | ${theirs.toFixed(0)} | ${(mine / theirs).toFixed(2)} |`);
