@@ -1,5 +1,7 @@
 // losscape's library API: everything the CLI does is available from here.
 
+export { type GradientGraph, type GradientOptions, gradientGraph } from "./autodiff/gradient.ts";
+export { createGradientSession, type GradientSession, type GradientStep } from "./autodiff/session.ts";
 export {
   type DirectionMode,
   filterNorms,
@@ -23,6 +25,16 @@ export {
   pointCoords,
   type Shard,
 } from "./core/grid.ts";
+export { hutchinsonTrace, type LanczosResult, lanczos } from "./core/lanczos.ts";
+export {
+  learningRate,
+  type OptimizerConfig,
+  optimizerState,
+  optimizerStep,
+  paperSchedule,
+  type StepSchedule,
+} from "./core/optim.ts";
+export { type PcaResult, pcaDirections, projectPoint } from "./core/pca.ts";
 export { Random } from "./core/random.ts";
 export { combine, dot, norm } from "./core/vector.ts";
 export { readCifar } from "./data/cifar.ts";
@@ -35,12 +47,22 @@ export { type DemoOptions, type DemoResult, runDemo } from "./demo.ts";
 export type { Engine, EvaluateOptions, LossName, Metrics } from "./engine/engine.ts";
 export { createOrtEngine, type OrtOptions } from "./engine/ort.ts";
 export { writeFileAtomic } from "./formats/atomic.ts";
+export { type DirectionFile, readDirectionFile, writeDirectionFile } from "./formats/direction-file.ts";
 export {
   parseSafetensors,
   readSafetensors,
   serializeSafetensors,
   writeSafetensors,
 } from "./formats/safetensors.ts";
+export { readSurface, type Surface, type SurfaceQuantity, writeSurface } from "./formats/surface-file.ts";
+export { directionsAt, loadDirections, makeDirections, makeModelDirection } from "./landscape/plan.ts";
+export {
+  checkResume,
+  computeSurface,
+  jobIdentity,
+  mergeSurfaces,
+  type SurfaceJob,
+} from "./landscape/surface.ts";
 export {
   loadParams,
   onnxWithParams,
@@ -51,4 +73,17 @@ export {
 export { fromProto, type ImportOptions, parseOnnx, readOnnx } from "./model/import.ts";
 export { isTrainable, type Model, type ParamRole, type ParamSpec, paramView } from "./model/model.ts";
 export { type OpenOptions, openModel } from "./model/open.ts";
+export { exportSurface, landscapeMesh } from "./plot/export.ts";
+export { type PlotOptions, plotSurfaces, writeFigure } from "./plot/plot.ts";
+export { svgToPng } from "./plot/png.ts";
+export { type TrainConfig, type TrainResult, train } from "./train/train.ts";
+export { trajectoryPlane, trajectorySvg } from "./trajectory/plane.ts";
+export {
+  projectTrajectory,
+  readProjection,
+  trajectoryPca,
+  writeProjection,
+} from "./trajectory/trajectory.ts";
 export { ZOO_NAMES, type ZooOptions, zooModel, zooProto } from "./zoo/zoo.ts";
+// The viewer (vite) and the queue (BullMQ) load heavy dependencies: import them from
+// "losscape/viewer" and "losscape/queue".
