@@ -1,13 +1,14 @@
 // The main job on the embedded defaults: a small CNN trained on the embedded
 // Fashion-MNIST subset with per-epoch checkpoints, then its landscape — the
 // 1D interpolation initial -> trained, a filter-normalized 2D surface, the
-// PCA trajectory — as HDF5 files, figures (SVG + PNG) and an HTML report.
+// PCA trajectory, a small Hessian-ratio map — as HDF5 files, figures (SVG + PNG) and an HTML report.
 // Every step resumes: rerunning the demo on the same folder finishes what is missing.
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { axisValues, gridSize } from "./core/grid.ts";
 import { paperSchedule } from "./core/optim.ts";
+import { hessianSurface } from "./curvature/surface.ts";
 import { datasetSize } from "./data/dataset.ts";
 import { loadEmbedded } from "./data/embedded.ts";
 import { subset } from "./data/transform.ts";
@@ -194,7 +195,27 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       );
     } else log("trajectory: skipped (a PCA plane needs at least 2 epochs)");
 
-    // 5. Figures, SVG and PNG.
+    // 5. A small map of |lambda_min / lambda_max| on the same plane (the paper's convexity check).
+    const h0 = performance.now();
+    const hessianAxis = axisValues({ min: -1, max: 1, num: 3 });
+    const curvature = await hessianSurface({
+      model,
+      theta: trained,
+      directions: plane.directions,
+      grid: { x: hessianAxis, y: hessianAxis },
+      data: subset(trainData, { count: 100, seed }),
+      path: join(out, "hessian.h5"),
+      dirFile: planeDirs,
+      hessian: { tol: 1e-2, maxIterations: 20, seed },
+      ...t,
+      onProgress: (done, total) => progress("hessian", done, total),
+    });
+    files.push(join(out, "hessian.h5"));
+    log(
+      `hessian: |lambda_min/lambda_max| on a 3 x 3 grid -> ${join(out, "hessian.h5")} (${((performance.now() - h0) / 1000).toFixed(1)} s)`,
+    );
+
+    // 6. Figures, SVG and PNG.
     const figure = (name: string, svg: string) => {
       for (const ext of ["svg", "png"]) {
         const path = join(out, "figures", `${name}.${ext}`);
@@ -216,6 +237,10 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     );
     figure("surface-filled", plotSurfaces([surf], { kind: "filled", title: "cnn: filled contours" }));
     figure("surface-3d", plotSurfaces([surf], { kind: "surface3d", title: "cnn: loss surface" }));
+    figure(
+      "hessian-ratio",
+      plotSurfaces([curvature.surface], { kind: "hessian", title: "cnn: |lambda_min / lambda_max|" }),
+    );
     if (traj)
       figure(
         "trajectory",

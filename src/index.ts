@@ -1,6 +1,8 @@
 // losscape's library API: everything the CLI does is available from here.
 
 export { type GradientGraph, type GradientOptions, gradientGraph } from "./autodiff/gradient.ts";
+export { createHvpSession, hvpGraph } from "./autodiff/hvp.ts";
+export { jvpGraph } from "./autodiff/jvp.ts";
 export { createGradientSession, type GradientSession, type GradientStep } from "./autodiff/session.ts";
 export {
   type DirectionMode,
@@ -37,6 +39,9 @@ export {
 export { type PcaResult, pcaDirections, projectPoint } from "./core/pca.ts";
 export { Random } from "./core/random.ts";
 export { combine, dot, norm } from "./core/vector.ts";
+export { type HessianExtremes, hessianExtremes, operatorExtremes } from "./curvature/hessian.ts";
+export { filterMask, type HessianOperator, hessianOperator } from "./curvature/hvp.ts";
+export { hessianSurface } from "./curvature/surface.ts";
 export { readCifar } from "./data/cifar.ts";
 export { type Dataset, datasetSize, sampleSize } from "./data/dataset.ts";
 export { FASHION_MNIST_CLASSES, loadEmbedded } from "./data/embedded.ts";

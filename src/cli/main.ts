@@ -11,6 +11,7 @@ import { isTrainable } from "../model/model.ts";
 import { zooModel } from "../zoo/zoo.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags, SPLITS } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
+import { registerHessianCommand } from "./hessian.ts";
 import { registerLandscapeCommands } from "./landscape.ts";
 import { registerPlotCommands } from "./plot.ts";
 import { startProgress } from "./progress.ts";
@@ -138,6 +139,7 @@ dataOptions(modelOptions(program.command("evaluate")))
   });
 
 registerLandscapeCommands(program);
+registerHessianCommand(program);
 registerPlotCommands(program);
 registerQueueCommands(program);
 registerViewCommands(program);

@@ -35,11 +35,17 @@ describe("losscape CLI", () => {
     );
     expect(r.out).toMatch(/explore them: npx losscape view /);
     expect(r.out).toMatch(/trajectory: skipped \(a PCA plane needs at least 2 epochs\)/);
-    for (const f of ["interpolation.h5", "surface.h5", "report.html", "run/epoch-001.safetensors"]) {
+    for (const f of [
+      "interpolation.h5",
+      "surface.h5",
+      "hessian.h5",
+      "report.html",
+      "run/epoch-001.safetensors",
+    ]) {
       expect(existsSync(join(out, f))).toBe(true);
     }
     expect(readdirSync(join(out, "figures")).sort()).toEqual(
-      ["interpolation", "surface-3d", "surface-contour", "surface-filled"].flatMap((n) => [
+      ["hessian-ratio", "interpolation", "surface-3d", "surface-contour", "surface-filled"].flatMap((n) => [
         `${n}.png`,
         `${n}.svg`,
       ]),

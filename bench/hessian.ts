@@ -1,0 +1,161 @@
+// Benchmark: time to lambda_max and lambda_min of the Hessian (filter weights, eval mode) of the
+// zoo's small CNN on 1,000 Fashion-MNIST samples: losscape (exact forward-over-reverse products on
+// ORT + Lanczos) against PyTorch doing the reference approach (double-backward products + a
+// Lanczos eigensolver, see bench/torch_hessian.py) on the same cores; plus the throughput of one
+// Hessian-vector product over the set (samples/s) for both.
+// Rounds alternate between the two, and medians are reported.
+// Run: npm run bench:hessian [-- --threads 2 --rounds 3 --samples 1000 --batch 256 --tol 1e-3]
+
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createHvpSession } from "../src/autodiff/hvp.ts";
+import { Random } from "../src/core/random.ts";
+import { hessianExtremes } from "../src/curvature/hessian.ts";
+import { hessianOperator } from "../src/curvature/hvp.ts";
+import type { Dataset } from "../src/data/dataset.ts";
+import { loadEmbedded } from "../src/data/embedded.ts";
+import { writeSafetensors } from "../src/formats/safetensors.ts";
+import { paramView } from "../src/model/model.ts";
+import { zooModel } from "../src/zoo/zoo.ts";
+import { median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
+
+const { values } = parseArgs({
+  options: {
+    threads: { type: "string", default: "2" },
+    rounds: { type: "string", default: "3" },
+    samples: { type: "string", default: "1000" },
+    batch: { type: "string", default: "256" },
+    tol: { type: "string", default: "1e-3" },
+    model: { type: "string", default: "cnn" },
+  },
+});
+const threads = Number(values.threads);
+const rounds = Number(values.rounds);
+const samples = Number(values.samples);
+const batchSize = Number(values.batch);
+const tol = Number(values.tol);
+const name = values.model;
+const torchVersion = requirePeer();
+
+const all = loadEmbedded("train");
+const per = all.shape.reduce((a, b) => a * b, 1);
+if (samples > all.labels.length) throw new Error(`--samples: the embedded set has ${all.labels.length}`);
+const data: Dataset = {
+  ...all,
+  name: `fashion-mnist/train[0:${samples}]`,
+  inputs: all.inputs.slice(0, samples * per),
+  labels: all.labels.slice(0, samples),
+};
+const model = zooModel(name, { inputShape: all.shape, seed: 0 });
+// Away from the initialization's near-zero logits, as a trained net: last layer scaled up.
+const theta = model.initial.slice();
+const last = model.params.filter((p) => p.role === "filter").at(-1)!;
+const lastView = paramView(theta, last);
+for (let i = 0; i < lastView.length; i++) lastView[i]! *= 10;
+
+const filters = model.params.filter((p) => p.role === "filter").reduce((a, p) => a + p.size, 0);
+console.log(
+  `${name} Hessian (filter weights, ${filters} parameters, eval mode), ${samples} samples, batch ${batchSize}, ${threads} threads; median of ${rounds} rounds, alternating`,
+);
+console.log(
+  `losscape: exact forward-over-reverse Hessian-vector products on onnxruntime-node, Lanczos (full reorthogonalization) to tol ${tol}`,
+);
+console.log(
+  `peer: torch ${torchVersion}; double-backward products as the reference code, numpy Lanczos with full reorthogonalization and the same number of products (scipy's ARPACK eigsh, which the reference uses, is not installed); ${PEER_SETUP.replace(", no_grad, eval mode", ", eval mode")}`,
+);
+
+/** One losscape round: a new session, Lanczos to tol, then one more product alone. */
+async function oursRound(r: number) {
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const session = await createHvpSession(model, { threads });
+  const e = await hessianExtremes(model, theta, data, { tol, maxIterations: 200, batchSize, session });
+  const seconds = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
+  const H = await hessianOperator(model, theta, data, { batchSize, session });
+  const rng = new Random(r);
+  const v = Float32Array.from({ length: model.size }, () => rng.normal());
+  const t1 = performance.now();
+  await H.hvp(v);
+  const rate = samples / ((performance.now() - t1) / 1000);
+  await H.dispose();
+  await session.dispose();
+  return { e, seconds, cpu: (c.user + c.system) / 1e6, perProduct: seconds / e.passes, rate };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "losscape-bench-hessian-"));
+const file = join(tmp, "case.safetensors");
+writeSafetensors(
+  file,
+  [
+    ...model.params.map((p) => ({ name: p.name, shape: p.shape, data: paramView(theta, p) })),
+    { name: "__input__", shape: [samples, ...data.shape], data: data.inputs },
+    { name: "__labels__", shape: [samples], data: Int32Array.from(data.labels) },
+  ],
+  { model: name, input_shape: data.shape.join(","), classes: String(data.classes) },
+);
+
+// Rounds alternate between losscape and the peer, so that load from other processes on a shared
+// machine hits both alike.
+const mine: Awaited<ReturnType<typeof oursRound>>[] = [];
+const theirs: Record<string, unknown>[] = [];
+try {
+  console.log("");
+  console.log("| round | losscape s (CPU s) | PyTorch s (CPU s) |");
+  console.log("|---|---|---|");
+  for (let r = 1; r <= rounds; r++) {
+    const o = await oursRound(r);
+    mine.push(o);
+    const p = runPeer(
+      new URL("./torch_hessian.py", import.meta.url).pathname,
+      [file, String(threads), String(batchSize), String(o.e.iterations), "1"],
+      threads,
+    );
+    theirs.push(p);
+    const ps = (p.seconds as number[])[0]!;
+    const pc = (p.cpuSeconds as number[])[0]!;
+    console.log(
+      `| ${r} | ${o.seconds.toFixed(2)} (${o.cpu.toFixed(1)}) | ${ps.toFixed(2)} (${pc.toFixed(1)}) |`,
+    );
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const e = mine[mine.length - 1]!.e;
+const peer = theirs[theirs.length - 1]!;
+const pick = (key: string): number[] => theirs.map((p) => (p[key] as number[])[0]!);
+const ours = median(mine.map((o) => o.seconds));
+const their = median(pick("seconds"));
+const ourRate = median(mine.map((o) => o.rate));
+const theirRate = median(pick("hvpRates"));
+const ourPer = median(mine.map((o) => o.perProduct));
+const theirPer = median(pick("perProduct"));
+const fmt = (v: number): string => v.toPrecision(6);
+console.log("");
+console.log("| median | losscape | PyTorch | ratio (losscape / PyTorch speed) |");
+console.log("|---|---|---|---|");
+console.log(
+  `| time to lambda_max and lambda_min (s) | ${ours.toFixed(2)} | ${their.toFixed(2)} | ${(their / ours).toFixed(2)} |`,
+);
+console.log(
+  `| CPU time (s) | ${median(mine.map((o) => o.cpu)).toFixed(1)} | ${median(pick("cpuSeconds")).toFixed(1)} | ${(median(pick("cpuSeconds")) / median(mine.map((o) => o.cpu))).toFixed(2)} |`,
+);
+console.log(`| Hessian-vector products | ${e.passes} | ${peer.iterations as number} | |`);
+console.log(
+  `| time per product incl. eigensolver (s) | ${ourPer.toFixed(3)} | ${theirPer.toFixed(3)} | ${(theirPer / ourPer).toFixed(2)} |`,
+);
+console.log(
+  `| one product over the set (samples/s) | ${ourRate.toFixed(0)} | ${theirRate.toFixed(0)} | ${(ourRate / theirRate).toFixed(2)} |`,
+);
+console.log(`| lambda_max | ${fmt(e.max)} | ${fmt(peer.lambdaMax as number)} | |`);
+console.log(`| lambda_min | ${fmt(e.min)} | ${fmt(peer.lambdaMin as number)} | |`);
+console.log(
+  `losscape residual bounds: lambda_max +- ${e.residualMax.toExponential(1)}, lambda_min +- ${e.residualMin.toExponential(1)} (tol ${tol} x max |lambda|, converged: ${e.converged})`,
+);
+console.log(
+  `HVP ratio vs PyTorch double backward: ${(ourRate / theirRate).toFixed(2)} (issue 3 target >= 0.5)`,
+);
+console.log(`ratio vs PyTorch: ${(their / ours).toFixed(2)}`);
