@@ -74,7 +74,11 @@ export function dataOptions<A extends unknown[], O extends OptionValues, G exten
     .option("--data-seed <n>", "seed of the subset", nonNegativeInt("--data-seed"), 0)
     .option("--batch-size <n>", "samples per forward pass", positiveInt("--batch-size"), 256)
     .option("--loss <name>", "cross-entropy or mse", oneOf("--loss", LOSSES), "cross-entropy" as LossName)
-    .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"));
+    .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"))
+    .option(
+      "--stream",
+      "read samples from disk batch by batch (CIFAR, uncompressed IDX): memory independent of the data size",
+    );
 }
 
 /** Loads one split with the data flags. */

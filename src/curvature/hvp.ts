@@ -5,7 +5,7 @@
 // float64 with each batch weighted by its share of the samples.
 
 import { createHvpSession, type HvpSession } from "../autodiff/hvp.ts";
-import { type Dataset, datasetSize, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
 
 /** Options of a Hessian operator. */
@@ -74,6 +74,7 @@ export async function hessianOperator(
   const n = datasetSize(data);
   if (n < 1) throw new Error(`hessianOperator(): dataset '${data.name}' has no samples`);
   const per = sampleSize(data);
+  const scratch = data.read ? new Float32Array(Math.min(batchSize, datasetSize(data)) * per) : undefined;
   const want = model.input.shape.reduce((a, b) => a * b, 1);
   if (per !== want) {
     throw new Error(
@@ -107,7 +108,7 @@ export async function hessianOperator(
       const s = await session.run(
         theta,
         v,
-        data.inputs.subarray(start * per, (start + count) * per),
+        readSamples(data, start, count, scratch),
         data.labels.subarray(start, start + count),
       );
       const w = count / n;

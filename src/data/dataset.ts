@@ -12,8 +12,13 @@ export interface Dataset {
   readonly name: string;
   /** Shape of one sample, e.g. [1, 28, 28] or [3, 32, 32]. */
   readonly shape: readonly number[];
-  /** All samples back to back, length = count * product(shape). */
+  /** All samples back to back, length = count * product(shape); empty for a streamed dataset (see `read`). */
   readonly inputs: Float32Array;
+  /**
+   * Streamed datasets: copies samples [start, start + count) into `out` (normalized), reading them from disk, so
+   * that memory holds one batch rather than the whole set. In-memory datasets leave it undefined.
+   */
+  readonly read?: (start: number, count: number, out: Float32Array) => void;
   /** Class index of each sample. */
   readonly labels: Uint8Array | Uint16Array | Int32Array;
   /** Number of classes. */
@@ -28,4 +33,27 @@ export function datasetSize(data: Dataset): number {
 /** Number of values in one sample. */
 export function sampleSize(data: Dataset): number {
   return data.shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Samples [start, start + count) of a dataset as one flat array: a view of an in-memory dataset, or for a streamed
+ * one the samples read into `scratch` (reused when it is large enough, so a loop holds one batch).
+ *
+ * @example
+ * const x = readSamples(data, 0, 128, scratch);
+ */
+export function readSamples(
+  data: Dataset,
+  start: number,
+  count: number,
+  scratch?: Float32Array,
+): Float32Array {
+  const per = sampleSize(data);
+  if (!data.read) return data.inputs.subarray(start * per, (start + count) * per);
+  const out =
+    scratch && scratch.length >= count * per
+      ? scratch.subarray(0, count * per)
+      : new Float32Array(count * per);
+  data.read(start, count, out);
+  return out;
 }

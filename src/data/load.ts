@@ -8,6 +8,7 @@ import { readCifar } from "./cifar.ts";
 import type { Dataset } from "./dataset.ts";
 import { loadEmbedded } from "./embedded.ts";
 import { readMnist } from "./idx.ts";
+import { streamCifar, streamIdx } from "./stream.ts";
 import { type ChannelStats, type SubsetSpec, subset } from "./transform.ts";
 
 /** Which part of a dataset. */
@@ -27,6 +28,8 @@ export interface LoadOptions {
   subset?: SubsetSpec;
   /** Seed of the subset (default 0). */
   seed?: number;
+  /** Read samples from disk batch by batch instead of loading them (CIFAR, uncompressed IDX folders). */
+  stream?: boolean;
 }
 
 const KINDS = ["fashion-mnist", "mnist", "cifar10", "cifar100"] as const;
@@ -51,6 +54,13 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
         break;
       }
       const prefix = split === "train" ? "train" : "t10k";
+      if (options.stream) {
+        data = streamIdx(find(dir, `${prefix}-images-idx3-ubyte`), find(dir, `${prefix}-labels-idx1-ubyte`), {
+          normalize: DATASET_STATS[kind],
+          name: `${kind}/${split}`,
+        });
+        break;
+      }
       data = readMnist(find(dir, `${prefix}-images-idx3-ubyte`), find(dir, `${prefix}-labels-idx1-ubyte`), {
         normalize: DATASET_STATS[kind],
         name: `${kind}/${split}`,
@@ -62,6 +72,13 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
         throw new Error(`data 'cifar10' needs a folder: cifar10:DIR (cifar-10-batches-bin)`);
       const files =
         split === "train" ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ["test_batch.bin"];
+      if (options.stream) {
+        data = streamCifar(
+          files.map((f) => find(dir, f, false)),
+          { variant: "cifar10", normalize: DATASET_STATS.cifar10, name: `cifar10/${split}` },
+        );
+        break;
+      }
       data = readCifar(
         files.map((f) => find(dir, f, false)),
         { variant: "cifar10", normalize: DATASET_STATS.cifar10, name: `cifar10/${split}` },
@@ -71,6 +88,14 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
     case "cifar100": {
       if (dir === undefined)
         throw new Error(`data 'cifar100' needs a folder: cifar100:DIR (cifar-100-binary)`);
+      if (options.stream) {
+        data = streamCifar([find(dir, `${split}.bin`, false)], {
+          variant: "cifar100",
+          normalize: DATASET_STATS.cifar100,
+          name: `cifar100/${split}`,
+        });
+        break;
+      }
       data = readCifar([find(dir, `${split}.bin`, false)], {
         variant: "cifar100",
         normalize: DATASET_STATS.cifar100,

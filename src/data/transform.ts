@@ -47,6 +47,10 @@ export function channelCount(shape: readonly number[]): number {
  * // mean ≈ [0.286], std ≈ [0.353]
  */
 export function channelStats(data: Dataset): ChannelStats {
+  if (data.read)
+    throw new Error(
+      `channelStats(): dataset '${data.name}' is streamed; give its statistics to the reader instead`,
+    );
   const channels = channelCount(data.shape);
   const plane = sampleSize(data) / channels;
   const n = datasetSize(data);
@@ -81,6 +85,10 @@ export function channelStats(data: Dataset): ChannelStats {
  * const ds = normalize(raw, { mean: [0.286], std: [0.353] });
  */
 export function normalize(data: Dataset, stats: ChannelStats): Dataset {
+  if (data.read)
+    throw new Error(
+      `normalize(): dataset '${data.name}' is streamed; give the statistics to the reader instead`,
+    );
   const channels = channelCount(data.shape);
   const where = `normalize(): dataset '${data.name}' (sample shape [${data.shape.join(", ")}])`;
   for (const key of ["mean", "std"] as const) {
@@ -164,15 +172,28 @@ export function subset(data: Dataset, options: SubsetOptions): Dataset {
   const indices = chooseIndices(size, options, `subset(): dataset '${data.name}'`);
   const count = indices.length;
   const per = sampleSize(data);
-  const inputs = new Float32Array(count * per);
+  const what = options.count !== undefined ? `${count}` : `${options.fraction}`;
+  const name = `${data.name}[subset ${what} seed ${options.seed}]`;
   const labels = emptyLabelsLike(data.labels, count);
+  for (let k = 0; k < count; k++) labels[k] = data.labels[indices[k] as number] as number;
+  const source = data.read;
+  if (source) {
+    // A streamed dataset stays streamed: sample k of the subset is sample indices[k] of the source.
+    const one = new Float32Array(per);
+    const read = (start: number, n: number, out: Float32Array): void => {
+      for (let k = 0; k < n; k++) {
+        source(indices[start + k] as number, 1, one);
+        out.set(one, k * per);
+      }
+    };
+    return { ...data, name, labels, read };
+  }
+  const inputs = new Float32Array(count * per);
   for (let k = 0; k < count; k++) {
     const i = indices[k] as number;
     inputs.set(data.inputs.subarray(i * per, (i + 1) * per), k * per);
-    labels[k] = data.labels[i] as number;
   }
-  const what = options.count !== undefined ? `${count}` : `${options.fraction}`;
-  return { ...data, name: `${data.name}[subset ${what} seed ${options.seed}]`, inputs, labels };
+  return { ...data, name, inputs, labels };
 }
 
 function chooseIndices(size: number, options: SubsetOptions, where: string): Uint32Array {

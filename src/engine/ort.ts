@@ -5,7 +5,7 @@
 
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
-import { type Dataset, datasetSize, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
 import { accumulateLoss, type Engine, type EvaluateOptions, type Metrics } from "./engine.ts";
 
@@ -37,6 +37,8 @@ class OrtEngine implements Engine {
   /** Parameters the current session was built with. */
   private readonly loaded: Float32Array;
   private disposed = false;
+  /** Batch buffer for streamed datasets. */
+  private scratch: Float32Array | undefined;
 
   constructor(
     readonly model: Model,
@@ -95,7 +97,8 @@ class OrtEngine implements Engine {
   ): Promise<Float32Array> {
     const per = shapeSize(this.model.input.shape);
     const fixed = this.model.input.batch;
-    let x = data.inputs.subarray(start * per, (start + count) * per);
+    if (data.read && (this.scratch?.length ?? 0) < count * per) this.scratch = new Float32Array(count * per);
+    let x = readSamples(data, start, count, this.scratch);
     let rows = count;
     if (fixed !== null && fixed !== count) {
       if (count > fixed)

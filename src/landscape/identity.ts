@@ -3,7 +3,7 @@
 // resume or merge can refuse to mix results of different inputs.
 
 import { createHash } from "node:crypto";
-import type { Dataset } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -27,9 +27,17 @@ export function modelHash(model: Model, params: Float32Array): string {
   return hashOf(model.onnx, params);
 }
 
-/** Hash of a dataset's samples and labels. */
+/** Hash of a dataset's samples and labels (a streamed dataset is read through in chunks: same hash as in memory). */
 export function dataHash(data: Dataset): string {
-  return hashOf(data.inputs, data.labels);
+  if (!data.read) return hashOf(data.inputs, data.labels);
+  const h = createHash("sha256");
+  const n = datasetSize(data);
+  const chunk = 256;
+  const scratch = new Float32Array(chunk * sampleSize(data));
+  for (let start = 0; start < n; start += chunk)
+    h.update(bytesOf(readSamples(data, start, Math.min(chunk, n - start), scratch)));
+  h.update(bytesOf(data.labels));
+  return h.digest("hex").slice(0, 16);
 }
 
 /** Hash of one or more direction vectors. */

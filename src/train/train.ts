@@ -15,7 +15,7 @@ import {
   updateRunningStat,
 } from "../core/optim.ts";
 import { Random } from "../core/random.ts";
-import { type Dataset, datasetSize, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
 import type { Metrics } from "../engine/engine.ts";
 import { createOrtEngine } from "../engine/ort.ts";
 import { writeFileAtomic } from "../formats/atomic.ts";
@@ -102,11 +102,14 @@ function gatherBatch(
 ): void {
   const per = sampleSize(data);
   const [c, h, w] = data.shape.length === 3 ? (data.shape as [number, number, number]) : [1, 1, per];
+  const one = new Float32Array(per);
   for (let b = 0; b < indices.length; b++) {
-    const src = (indices[b] as number) * per;
+    // The sample, from memory or (streamed data) read from disk.
+    const sample = readSamples(data, indices[b] as number, 1, one);
+    const src = 0;
     const dst = b * per;
     if (augment === "none") {
-      out.set(data.inputs.subarray(src, src + per), dst);
+      out.set(sample, dst);
       continue;
     }
     const dy = rng.int(9) - 4;
@@ -119,9 +122,7 @@ function gatherBatch(
           const sx0 = x + dx;
           const sx = flip ? w - 1 - sx0 : sx0;
           const inside = sy >= 0 && sy < h && sx0 >= 0 && sx0 < w;
-          out[dst + (ch * h + y) * w + x] = inside
-            ? (data.inputs[src + (ch * h + sy) * w + sx] as number)
-            : 0;
+          out[dst + (ch * h + y) * w + x] = inside ? (sample[src + (ch * h + sy) * w + sx] as number) : 0;
         }
       }
     }
