@@ -11,6 +11,7 @@ import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { emptySurface, readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
 import { dataHash, directionsHash, modelHash } from "../landscape/identity.ts";
+import { resumeProblems } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { type ExtremesOptions, type HessianExtremes, operatorExtremes } from "./hessian.ts";
 import { hessianOperator } from "./hvp.ts";
@@ -69,11 +70,6 @@ export const HESSIAN_IDENTITY_KEYS = [
   "hessian_seed",
 ] as const;
 
-function sameArray(a: Float64Array | null, b: Float64Array | null): boolean {
-  if (a === null || b === null) return a === b;
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
 /**
  * Computes (or resumes) lambda_max and lambda_min of the Hessian (filter weights, eval mode) at
  * every grid point; the file at `job.path` holds every finished point. Points whose eigenvalues
@@ -117,25 +113,12 @@ export async function hessianSurface(job: HessianSurfaceJob): Promise<HessianSur
   if (existsSync(job.path)) {
     surface = readSurface(job.path);
     lossSurface = surface.values.train_loss !== undefined;
-    const problems: string[] = [];
-    for (const [key, value] of Object.entries(base)) {
-      if (surface.meta[key] !== value)
-        problems.push(`${key} is ${surface.meta[key] ?? "(missing)"} in the file but ${value} now`);
-    }
-    if (!sameArray(surface.x, grid.x)) problems.push("x coordinates differ");
-    if (!sameArray(surface.y, grid.y)) problems.push("y coordinates differ");
     const has = surface.values.max_eig !== undefined && surface.values.min_eig !== undefined;
-    if (has) {
-      for (const [key, value] of Object.entries(settings)) {
-        if (surface.meta[key] !== value)
-          problems.push(`${key} is ${surface.meta[key] ?? "(missing)"} in the file but ${value} now`);
-      }
-    } else if (!lossSurface) problems.push("the file has neither a loss nor Hessian eigenvalues");
-    if (!lossSurface) {
-      const shard = job.shard ? `${job.shard.index}/${job.shard.count}` : "all";
-      if (surface.meta["shard"] !== shard)
-        problems.push(`shard is ${surface.meta["shard"] ?? "(missing)"} in the file but ${shard} now`);
-    }
+    const shard = job.shard ? `${job.shard.index}/${job.shard.count}` : "all";
+    // Eigenvalues already there: their settings must match too. A loss surface being extended keeps its own shard.
+    const expected = { ...base, ...(has ? settings : {}), ...(lossSurface ? {} : { shard }) };
+    const problems = resumeProblems(surface, grid, expected);
+    if (!has && !lossSurface) problems.push("the file has neither a loss nor Hessian eigenvalues");
     if (problems.length) {
       throw new Error(
         `cannot ${has ? "resume" : "add Hessian eigenvalues to"} '${job.path}': it was computed from other inputs (${problems.join("; ")}). Use another output file, or delete this one to start over.`,

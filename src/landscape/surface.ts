@@ -84,6 +84,28 @@ function sameArray(a: Float64Array | null, b: Float64Array | null): boolean {
 }
 
 /**
+ * Why a surface file does not match expected metadata and grid: one line per differing metadata key, and one
+ * per differing axis. Empty when they match. The building block of every resume and merge check.
+ *
+ * @example
+ * resumeProblems(readSurface("surf.h5"), grid, { model_hash: "3f2a..." }); // ["model_hash is 1b0c... in the file but 3f2a... now"]
+ */
+export function resumeProblems(existing: Surface, grid: Grid, expected: Record<string, string>): string[] {
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(expected)) {
+    const old = existing.meta[key];
+    if (old !== value) problems.push(`${key} is ${old ?? "(missing)"} in the file but ${value} now`);
+  }
+  if (!sameArray(existing.x, grid.x))
+    problems.push(`x coordinates differ (${existing.x.length} in the file, ${grid.x.length} now)`);
+  if (!sameArray(existing.y, grid.y))
+    problems.push(
+      `y coordinates differ (${existing.y?.length ?? "1D"} in the file, ${grid.y?.length ?? "1D"} now)`,
+    );
+  return problems;
+}
+
+/**
  * Refuses to resume the surface file `existing` (at `path`) with inputs that differ, naming every difference:
  * identity fields, grid, quantities. Shared by single-process, sharded and queued surfaces.
  *
@@ -97,17 +119,7 @@ export function checkResume(
   quantities: readonly SurfaceQuantity[],
   identity: Record<string, string>,
 ): void {
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(identity)) {
-    const old = existing.meta[key];
-    if (old !== value) problems.push(`${key} is ${old ?? "(missing)"} in the file but ${value} now`);
-  }
-  if (!sameArray(existing.x, grid.x))
-    problems.push(`x coordinates differ (${existing.x.length} in the file, ${grid.x.length} now)`);
-  if (!sameArray(existing.y, grid.y))
-    problems.push(
-      `y coordinates differ (${existing.y?.length ?? "1D"} in the file, ${grid.y?.length ?? "1D"} now)`,
-    );
+  const problems = resumeProblems(existing, grid, identity);
   for (const q of quantities) if (!existing.values[q]) problems.push(`the file has no '${q}'`);
   if (problems.length) {
     throw new Error(
