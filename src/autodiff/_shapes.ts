@@ -30,6 +30,38 @@ export interface Window {
 const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
 const intsAttr = (n: Node, name: string): number[] | undefined => attr(n, name)?.ints;
 
+/**
+ * The known dims of value `v`, or an error naming the transformation, the node and the value when shape
+ * inference could not follow the graph there.
+ */
+export function requireDims(shapes: ReadonlyMap<string, Info>, v: string, where: string, node: Node): Dim[] {
+  const d = shapes.get(v)?.dims;
+  if (!d) {
+    throw new Error(
+      `${where}: ${node.opType} node '${node.name}': the rank of '${v}' is unknown (shape inference could not follow the graph here)`,
+    );
+  }
+  return d;
+}
+
+/**
+ * A Shape-like value for `v`: an int64 constant when its dims are all known, else a Shape node. Cached per value.
+ */
+export function shapeValue(
+  shapes: ReadonlyMap<string, Info>,
+  cache: Map<string, string>,
+  v: string,
+  constant: (dims: number[]) => string,
+  shapeNode: (v: string) => string,
+): string {
+  let s = cache.get(v);
+  if (s) return s;
+  const d = shapes.get(v)?.dims;
+  s = d?.every((x): x is number => typeof x === "number") ? constant(d) : shapeNode(v);
+  cache.set(v, s);
+  return s;
+}
+
 /** Product of dims: a number when all are numbers, a symbol when exactly one symbol times 1, else null. */
 export function dimProduct(dims: readonly Dim[]): Dim {
   let p = 1;

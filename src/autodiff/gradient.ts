@@ -43,7 +43,7 @@ import {
   RULES,
   type RuleArgs,
 } from "./_rules.ts";
-import { type Dim, type Info, inferShapes } from "./_shapes.ts";
+import { type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
 
 export type { Formulations } from "./_rules.ts";
 
@@ -404,23 +404,15 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
       f,
       saved: saved.get(source),
       info: (v) => shapes.get(v),
-      dims: (v) => {
-        const d = shapes.get(v)?.dims;
-        if (!d) {
-          throw new Error(
-            `gradientGraph(): ${source.opType} node '${source.name}': the rank of '${v}' is unknown (shape inference could not follow the graph here)`,
-          );
-        }
-        return d;
-      },
-      shapeOf: (v) => {
-        let s = shapeCache.get(v);
-        if (s) return s;
-        const d = shapes.get(v)?.dims;
-        s = d?.every((x): x is number => typeof x === "number") ? e.i64(d) : e.op("Shape", [v]);
-        shapeCache.set(v, s);
-        return s;
-      },
+      dims: (v) => requireDims(shapes, v, "gradientGraph()", source),
+      shapeOf: (v) =>
+        shapeValue(
+          shapes,
+          shapeCache,
+          v,
+          (d) => e.i64(d),
+          (x) => e.op("Shape", [x]),
+        ),
     };
     const grads = rule(args);
     source.inputs.forEach((i, j) => {

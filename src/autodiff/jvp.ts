@@ -10,7 +10,7 @@
 import { attr, DataType, type ModelProto, type Node, type Tensor, type ValueInfo } from "../onnx/proto.ts";
 import { Emitter, floatTypedTensor } from "./_emit.ts";
 import { NON_DIFFERENTIABLE } from "./_rules.ts";
-import { broadcastDims, type Dim, type Info, inferShapes } from "./_shapes.ts";
+import { broadcastDims, type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
 
 /** A value and the graph name of its tangent (default `tangent:<value>`). */
 export type TangentName = string | { readonly value: string; readonly name: string };
@@ -552,14 +552,14 @@ export function jvpGraph(proto: ModelProto, options: JvpOptions): JvpGraph {
     return name;
   };
   const shapeCache = new Map<string, string>();
-  const shapeOf = (v: string): string => {
-    let s = shapeCache.get(v);
-    if (s) return s;
-    const d = shapes.get(v)?.dims;
-    s = d?.every((x): x is number => typeof x === "number") ? e.i64(d) : e.op("Shape", [v]);
-    shapeCache.set(v, s);
-    return s;
-  };
+  const shapeOf = (v: string): string =>
+    shapeValue(
+      shapes,
+      shapeCache,
+      v,
+      (d) => e.i64(d),
+      (x) => e.op("Shape", [x]),
+    );
   const typeOf = (v: string): number => shapes.get(v)?.type ?? inits.get(v)?.dataType ?? floatType;
   const zerosLike = (v: string): string => {
     const type = typeOf(v);
@@ -590,15 +590,7 @@ export function jvpGraph(proto: ModelProto, options: JvpOptions): JvpGraph {
       e,
       dx,
       info: (v) => shapes.get(v),
-      dims: (v) => {
-        const d = shapes.get(v)?.dims;
-        if (!d) {
-          throw new Error(
-            `jvpGraph(): ${source.opType} node '${source.name}': the rank of '${v}' is unknown (shape inference could not follow the graph here)`,
-          );
-        }
-        return d;
-      },
+      dims: (v) => requireDims(shapes, v, "jvpGraph()", source),
       type: typeOf,
       shapeOf,
       scalar,
