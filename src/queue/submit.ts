@@ -5,10 +5,10 @@
 
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Grid, gridSize, inShard, type Shard } from "../core/grid.ts";
-import type { Dataset } from "../data/dataset.ts";
+import { gridSize, inShard } from "../core/grid.ts";
 import type { LossName } from "../engine/engine.ts";
 import type { Surface } from "../formats/surface-file.ts";
+import type { SurfaceJob } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { openSurfaceFile } from "./_file.ts";
 import { checkQueueName, connectRedis, DEFAULT_QUEUE_NAME, enqueuePlan, openQueue } from "./_redis.ts";
@@ -32,24 +32,10 @@ import {
  *   evaluate: { batchSize: 256, loss: "cross-entropy" },
  *   sources: { model: { spec: "resnet56.onnx" }, data: { spec: "cifar10:/data/cifar", seed: 0 } } };
  */
-export interface QueuedSurfaceJob {
-  /** The model (to hash its graph; workers open their own copy from `sources.model`). */
+export interface QueuedSurfaceJob
+  extends Omit<SurfaceJob, "engine" | "evaluate" | "flushSeconds" | "onProgress"> {
+  /** The model (to hash its graph; workers open their own copy from `sources.model` and read `dirFile`). */
   model: Model;
-  /** The centre point theta. */
-  theta: Float32Array;
-  /** One direction (1D) or two (2D); workers read them from `dirFile`. */
-  directions: readonly Float32Array[];
-  grid: Grid;
-  train: Dataset;
-  test?: Dataset;
-  /** Surface file to create or resume. */
-  path: string;
-  /** Direction file: recorded as `dir_file`, and where workers read the directions. */
-  dirFile: string;
-  /** Extra metadata stored with the surface (seed, normalization, command, ...); passwords are removed. */
-  meta?: Record<string, string>;
-  /** Queue only this shard's points. */
-  shard?: Shard;
   /** Batch size and loss of each evaluation (workers use the same). */
   evaluate: { batchSize: number; loss: LossName };
   /** Where workers open the model and the data; relative paths are made absolute here. */
