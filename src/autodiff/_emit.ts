@@ -16,6 +16,9 @@ function toAttribute(name: string, v: EmitAttr): Attribute {
   return { name, type: AttrType.TENSOR, t: (v as { t: Tensor }).t };
 }
 
+/** ORT's domain of blocked-layout (NCHWc) CPU kernels. */
+export const NCHWC_DOMAIN = "com.microsoft.nchwc";
+
 /** Bytes of one element of a float type. */
 function floatBytes(type: number): number {
   if (type === DataType.FLOAT) return 4;
@@ -109,6 +112,74 @@ export class Emitter {
     output?: string,
   ): string {
     return this.opN(opType, inputs, output === undefined ? 1 : [output], attrs)[0]!;
+  }
+
+  /**
+   * NCHWc block size of ORT's blocked convolutions (com.microsoft.nchwc domain), or undefined to
+   * emit plain Conv nodes. Set by the gradient session after asking ORT (see nchwc.ts).
+   */
+  convBlock: number | undefined = undefined;
+
+  /**
+   * A 2D convolution, as ORT's blocked NCHWc Conv when `convBlock` is set and the shapes allow
+   * (group 1, input and output channels multiples of the block): the input is reordered to
+   * NCHWc, the OIHW weights are reordered in the graph (a Reshape/Transpose, so they may be graph
+   * inputs) and the result is reordered back to NCHW. Otherwise a plain Conv.
+   */
+  conv(
+    inputs: string[],
+    attrs: Record<string, EmitAttr | undefined>,
+    shape: { readonly rank: number; readonly inChannels: number; readonly weight: readonly number[] },
+    output?: string,
+  ): string {
+    const B = this.convBlock;
+    const group = (attrs.group as number | undefined) ?? 1;
+    const [O, I, ...kernel] = shape.weight as number[];
+    const blocked =
+      B !== undefined &&
+      this.floatType === DataType.FLOAT &&
+      shape.rank === 4 &&
+      kernel.length === 2 &&
+      group === 1 &&
+      O !== undefined &&
+      I !== undefined &&
+      shape.inChannels === I &&
+      O % B === 0 &&
+      I % B === 0;
+    if (!blocked) return this.op("Conv", inputs, attrs, output);
+    const [x, w, b] = inputs as [string, string, string | undefined];
+    // OIHW -> OIHWBiBo: [O/B, B(o), I/B, B(i), kh, kw] -> [O/B, I/B, kh, kw, B(i), B(o)].
+    const split = this.op("Reshape", [w, this.i64([O / B, B, I / B, B, ...kernel])]);
+    const wb = this.op("Reshape", [
+      this.op("Transpose", [split], { perm: [0, 2, 4, 5, 3, 1] }),
+      this.i64([O, I, ...kernel]),
+    ]);
+    const yb = this.nchwc("Conv", b ? [this.blocked(x), wb, b] : [this.blocked(x), wb], attrs);
+    return this.nchwc("ReorderOutput", [yb], { channels: O }, output);
+  }
+
+  private readonly reordered = new Map<string, string>();
+
+  /** `x` [N, C, H, W] (C a multiple of the block) in NCHWc layout; one ReorderInput per value. */
+  blocked(x: string): string {
+    let b = this.reordered.get(x);
+    if (b === undefined) {
+      b = this.nchwc("ReorderInput", [x], {});
+      this.reordered.set(x, b);
+    }
+    return b;
+  }
+
+  /** An NCHWc-domain node (blocked Conv, ReorderInput, ReorderOutput). */
+  nchwc(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, EmitAttr | undefined>,
+    output?: string,
+  ): string {
+    const out = this.op(opType, inputs, attrs, output);
+    this.nodes[this.nodes.length - 1]!.domain = NCHWC_DOMAIN;
+    return out;
   }
 
   /** An int64 constant (cached by value). */

@@ -27,6 +27,7 @@
 import { fromProto } from "../model/import.ts";
 import { isTrainable, type Model } from "../model/model.ts";
 import {
+  AttrType,
   DataType,
   decodeModel,
   type ModelProto,
@@ -34,7 +35,7 @@ import {
   type Tensor,
   type ValueInfo,
 } from "../onnx/proto.ts";
-import { Emitter } from "./_emit.ts";
+import { type EmitAttr, Emitter, NCHWC_DOMAIN } from "./_emit.ts";
 import {
   BATCH_NORM_RULES,
   type BatchNormSaved,
@@ -85,6 +86,17 @@ export interface GradientOptions {
   trainable?: readonly string[];
   /** Alternative formulations of costly rules, for measurements. */
   formulations?: Partial<Formulations>;
+  /**
+   * Emit convolutions (forward and input-gradient) as ORT's blocked NCHWc kernels with this block
+   * size (see nchwcBlockSize() in nchwc.ts). Off by default: the JVP transformation of the HVP
+   * does not know those ops.
+   */
+  convBlock?: number;
+  /**
+   * A fixed batch size for the graph (default: the model's, usually symbolic). The blocked weight
+   * gradient needs a static batch that is a multiple of the block.
+   */
+  batch?: number;
   /** For a ModelProto: the graph input holding the samples, when there are several. */
   input?: string;
   /** For a ModelProto: the graph output holding the logits, when there are several. */
@@ -234,6 +246,18 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   }
   const f: Formulations = { ...DEFAULT_FORMULATIONS, ...options.formulations };
   const src = resolve(source, options);
+  if (options.batch !== undefined) {
+    if (!Number.isInteger(options.batch) || options.batch < 1) {
+      throw new Error(`gradientGraph(): 'batch' must be a positive integer, got ${options.batch}`);
+    }
+    const fixed = src.inputDims[0];
+    if (typeof fixed === "number" && fixed !== options.batch) {
+      throw new Error(
+        `gradientGraph(): 'batch' is ${options.batch} but the model's batch size is fixed at ${fixed}`,
+      );
+    }
+    src.inputDims[0] = options.batch;
+  }
   const graph = src.proto.graph;
   const opset = src.proto.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
   if (opset < 11) {
@@ -328,6 +352,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
 
   const e = new Emitter(opset, floatType, taken);
   e.channelReduction = f.channelSums;
+  e.convBlock = options.convBlock;
   const statistics: StatisticOutput[] = [];
   const outputs: ValueInfo[] = [];
   const saved = new Map<Node, unknown>();
@@ -339,6 +364,21 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
       saved.set(n, lowerTrainingBatchNorm(e, n, shapes, statistics, outputs));
       emitted.set(n, n);
       continue;
+    }
+    if (n.opType === "Conv" && e.convBlock !== undefined) {
+      const xDims = shapes.get(n.inputs[0]!)?.dims;
+      const wDims = shapes.get(n.inputs[1]!)?.dims;
+      if (xDims && wDims?.every((d): d is number => typeof d === "number") && typeof xDims[1] === "number") {
+        const attrs: Record<string, EmitAttr> = {};
+        for (const a of n.attributes) {
+          if (a.type === AttrType.INTS) attrs[a.name] = a.ints ?? [];
+          else if (a.type === AttrType.INT) attrs[a.name] = a.i ?? 0;
+          else if (a.type === AttrType.STRING) attrs[a.name] = { s: a.s ?? "" };
+        }
+        e.conv(n.inputs, attrs, { rank: xDims.length, inChannels: xDims[1], weight: wDims }, n.outputs[0]);
+        emitted.set(n, n);
+        continue;
+      }
     }
     let copy = n;
     if (n.opType === "MaxPool" && requires.has(n.outputs[0]!) && !(n.outputs[1] ?? "")) {
@@ -462,7 +502,9 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   ];
   const proto: ModelProto = {
     irVersion: Math.max(src.proto.irVersion, 7),
-    opsets: src.proto.opsets,
+    opsets: e.nodes.some((n) => n.domain === NCHWC_DOMAIN)
+      ? [...src.proto.opsets.filter((o) => o.domain !== NCHWC_DOMAIN), { domain: NCHWC_DOMAIN, version: 1 }]
+      : src.proto.opsets,
     producer: "losscape-autodiff",
     graph: {
       name: `${graph.name || "model"}-gradient`,

@@ -8,11 +8,17 @@ import * as ort from "onnxruntime-node";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, type GradientOptions, gradientGraph, type ParameterMode } from "./gradient.ts";
+import { nchwcBlockSize } from "./nchwc.ts";
 
 /** Options of a gradient session. */
 export interface GradientSessionOptions extends GradientOptions {
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /**
+   * Run 2D convolutions on ORT's blocked NCHWc kernels where the channel counts allow (default
+   * true when this ORT build has them; see nchwc.ts). ResNet-20 train step: ~25 % faster.
+   */
+  blocked?: boolean;
 }
 
 /** What one gradient evaluation returns. */
@@ -48,7 +54,7 @@ export async function createGradientSession(
   model: Model,
   options: GradientSessionOptions = {},
 ): Promise<GradientSession> {
-  const { threads = availableParallelism(), ...rest } = options;
+  const { threads = availableParallelism(), blocked = true, ...rest } = options;
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`createGradientSession(): 'threads' must be a positive integer, got ${threads}`);
   }
@@ -59,8 +65,16 @@ export async function createGradientSession(
       );
     }
   }
-  const graph = gradientGraph(model, rest);
-  return new OrtGradientSession(model, graph, threads);
+  const convBlock = rest.convBlock ?? (blocked ? await nchwcBlockSize() : undefined);
+  const graph = gradientGraph(model, { ...rest, convBlock });
+  // With parameters as inputs and blocked convolutions, batches whose size is a multiple of the
+  // block get a graph with that static batch, which allows the blocked weight gradient.
+  const specialize =
+    convBlock !== undefined && graph.parameters === "inputs" && model.input.batch === undefined
+      ? (batch: number) =>
+          batch % convBlock === 0 ? gradientGraph(model, { ...rest, convBlock, batch }) : undefined
+      : () => undefined;
+  return new OrtGradientSession(model, graph, threads, specialize);
 }
 
 /**
@@ -92,6 +106,11 @@ class OrtGradientSession implements GradientSession {
   private readonly offsets: number[];
   private readonly loaded: Float32Array;
   private session: ort.InferenceSession | undefined;
+  /** Parameters-as-inputs sessions by batch size ("any": the graph with a symbolic batch). */
+  private readonly sessions = new Map<
+    number | "any",
+    { graph: GradientGraph; bytes: Uint8Array; session?: ort.InferenceSession }
+  >();
   private fresh = true;
   private disposed = false;
 
@@ -99,6 +118,7 @@ class OrtGradientSession implements GradientSession {
     readonly model: Model,
     readonly graph: GradientGraph,
     private readonly threads: number,
+    private readonly specialize: (batch: number) => GradientGraph | undefined,
   ) {
     const { bytes, offsets } = encodeModel(graph.proto);
     this.bytes = bytes;
@@ -106,15 +126,37 @@ class OrtGradientSession implements GradientSession {
     this.loaded = new Float32Array(model.size);
   }
 
-  private async sessionFor(params: Float32Array): Promise<ort.InferenceSession> {
-    if (this.disposed) throw new Error(`gradient session for '${this.model.name}' was disposed`);
-    if (this.graph.parameters === "inputs") {
-      this.session ??= await ort.InferenceSession.create(
-        this.bytes,
+  /** The session for a batch of `count` samples with parameters as inputs (at most two kept). */
+  private async inputsSession(count: number): Promise<ort.InferenceSession> {
+    let key: number | "any" = count;
+    let entry = this.sessions.get(key);
+    if (!entry) {
+      const graph = this.specialize(count);
+      if (graph) entry = { graph, bytes: encodeModel(graph.proto).bytes };
+      else {
+        key = "any";
+        entry = this.sessions.get(key) ?? { graph: this.graph, bytes: this.bytes };
+      }
+    }
+    if (!entry.session) {
+      if (this.sessions.size >= 2) {
+        const [oldest, old] = this.sessions.entries().next().value!;
+        this.sessions.delete(oldest);
+        await old.session?.release();
+      }
+      entry.session = await ort.InferenceSession.create(
+        entry.bytes,
         gradientSessionOptions(this.threads, this.graph.parameters),
       );
-      return this.session;
     }
+    this.sessions.delete(key);
+    this.sessions.set(key, entry);
+    return entry.session;
+  }
+
+  private async sessionFor(params: Float32Array, count: number): Promise<ort.InferenceSession> {
+    if (this.disposed) throw new Error(`gradient session for '${this.model.name}' was disposed`);
+    if (this.graph.parameters === "inputs") return this.inputsSession(count);
     const same =
       !this.fresh &&
       Buffer.compare(
@@ -148,7 +190,7 @@ class OrtGradientSession implements GradientSession {
         `step(): ${count} labels need ${count * per} input values (samples of shape [${this.model.input.shape.join(", ")}]), got ${inputs.length}`,
       );
     }
-    const session = await this.sessionFor(params);
+    const session = await this.sessionFor(params, count);
     const feeds: Record<string, ort.Tensor> = {
       input: new ort.Tensor("float32", inputs, [count, ...this.model.input.shape]),
       labels: new ort.Tensor("int64", BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [count]),
@@ -157,7 +199,8 @@ class OrtGradientSession implements GradientSession {
       const byName = new Map(this.model.params.map((p) => [p.name, p]));
       for (const name of this.graph.parameterInputs) {
         const p = byName.get(name)!;
-        feeds[name] = new ort.Tensor("float32", params.slice(p.offset, p.offset + p.size), [...p.shape]);
+        // A view, not a copy: ORT reads it during run(), before step() resolves.
+        feeds[name] = new ort.Tensor("float32", params.subarray(p.offset, p.offset + p.size), [...p.shape]);
       }
     }
     const out = await session.run(feeds);
@@ -183,5 +226,7 @@ class OrtGradientSession implements GradientSession {
     const s = this.session;
     this.session = undefined;
     await s?.release();
+    for (const entry of this.sessions.values()) await entry.session?.release();
+    this.sessions.clear();
   }
 }

@@ -42,9 +42,26 @@ describe("optimizers follow torch.optim", () => {
   it("Adam with L2 weight decay", () => {
     expectAllClose(run({ kind: "adam", weightDecay: 0.01 }, 0.01), reference.adam, { rtol: 1e-6 });
   });
-  it("leaves masked entries (BN statistics) untouched", () => {
-    const p = run({ kind: "sgd", momentum: 0.9 }, 0.1, 3, new Uint8Array([1, 0, 1]));
-    expect(p[1]).toBe(-2);
+  it("leaves masked entries (BN statistics) untouched and updates the others as without a mask", () => {
+    for (const config of [
+      { kind: "sgd", momentum: 0.9 },
+      { kind: "sgd", momentum: 0.9, nesterov: true },
+      { kind: "sgd" },
+      { kind: "adam" },
+    ] as const) {
+      const full = run(config, 0.1);
+      for (const mask of [
+        [1, 0, 1],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+      ]) {
+        const p = run(config, 0.1, 3, new Uint8Array(mask));
+        mask.forEach((m, i) => {
+          expect(p[i]).toBe(m ? full[i] : [1, -2, 0.5][i]);
+        });
+      }
+    }
   });
   it("refuses Nesterov without momentum and mismatched lengths", () => {
     const p = new Float32Array(2);
