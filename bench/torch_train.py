@@ -1,7 +1,9 @@
 """PyTorch peer of bench/train.ts: one SGD training step (forward, backward, update) per batch.
 
 Model in train mode (batch statistics), mean cross-entropy, SGD momentum 0.9, weight decay 5e-4.
-Prints one JSON line with samples/s per round (each round = `steps` steps after a warm-up).
+Builds the model, warms up with two steps and prints "ready"; then, for each line "round" read on
+stdin, runs one unmeasured step and then `steps` measured steps, and prints one JSON line {"rate": samples/s, "torch": version}. Rounds are
+driven by bench/train.ts so that they alternate with losscape's.
 """
 
 import json
@@ -17,8 +19,8 @@ from torch_reference import build  # noqa: E402
 
 
 def main():
-    name, threads, batch, steps, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    shape = tuple(int(s) for s in sys.argv[6].split(","))
+    name, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    shape = tuple(int(s) for s in sys.argv[5].split(","))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build(name, shape, 10).train()
@@ -34,13 +36,16 @@ def main():
 
     for _ in range(2):
         step()
-    rates = []
-    for _ in range(rounds):
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "round":
+            continue
+        step()  # wakes the OpenMP threads after losscape's round
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
-        rates.append(batch * steps / (time.perf_counter() - t0))
-    print(json.dumps({"rates": rates, "torch": torch.__version__}))
+        rate = batch * steps / (time.perf_counter() - t0)
+        print(json.dumps({"rate": rate, "torch": torch.__version__}), flush=True)
 
 
 if __name__ == "__main__":

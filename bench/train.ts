@@ -1,7 +1,12 @@
 // Benchmark: training steps (forward + backward + SGD update, batch norm in
 // train mode) of losscape's ONNX Runtime gradient graphs against PyTorch on the
 // same cores, for ResNet-20 (3x32x32) and the MLP 784-512-256-10, batch 128.
-// Run: npm run bench:train [-- --threads 2 --rounds 3 --steps 5]
+// Rounds alternate between the two sides (ours, theirs, theirs, ours, ...) so
+// that both see the same machine: on a shared machine the speed drifts by tens
+// of percent over minutes, which separate runs would read as a ratio.
+// Each round starts with one unmeasured step on either side (thread pools wake up) and is long
+// enough (~1 s or more) for spinning threads of the other side to have gone quiet.
+// Run: npm run bench:train [-- --threads 2 --rounds 7 --steps 5 --mlp-steps 100]
 
 import { parseArgs } from "node:util";
 import { createGradientSession } from "../src/autodiff/session.ts";
@@ -9,60 +14,64 @@ import { optimizerState, optimizerStep, updateRunningStat } from "../src/core/op
 import { Random } from "../src/core/random.ts";
 import { isTrainable } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
+import { median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
     threads: { type: "string", default: "2" },
-    rounds: { type: "string", default: "3" },
+    rounds: { type: "string", default: "7" },
     steps: { type: "string", default: "5" },
+    "mlp-steps": { type: "string", default: "100" },
     batch: { type: "string", default: "128" },
   },
 });
 const threads = Number(values.threads);
 const rounds = Number(values.rounds);
-const steps = Number(values.steps);
+const stepsOf = { resnet20: Number(values.steps), mlp: Number(values["mlp-steps"]) };
 const batch = Number(values.batch);
 const torchVersion = requirePeer();
 
-async function ours(name: string, shape: number[], options: { hidden?: number[] } = {}): Promise<number[]> {
-  const model = zooModel(name, { inputShape: shape, seed: 0, ...options });
+/** losscape's side: a gradient session plus the SGD update, as `losscape train` runs it. */
+async function ours(name: string, shape: number[], steps: number) {
+  const model = zooModel(name, { inputShape: shape, seed: 0 });
   const session = await createGradientSession(model, { batchNorm: "training", threads });
   const rng = new Random(1);
   const per = shape.reduce((a, b) => a * b, 1);
   const inputs = Float32Array.from({ length: batch * per }, () => rng.normal());
   const labels = Int32Array.from({ length: batch }, () => rng.int(10));
   const params = model.initial.slice();
-  const state = optimizerState({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 }, model.size);
+  const sgd = { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 } as const;
+  const state = optimizerState(sgd, model.size);
   const mask = new Uint8Array(model.size);
   for (const p of model.params) if (isTrainable(p.role)) mask.fill(1, p.offset, p.offset + p.size);
   const stats = new Map(model.params.filter((p) => p.role === "bn-stat").map((p) => [p.name, p]));
   const step = async () => {
     const s = await session.step(params, inputs, labels);
-    optimizerStep({ kind: "sgd", momentum: 0.9, weightDecay: 5e-4 }, state, params, s.gradient, mask, 0.01);
+    optimizerStep(sgd, state, params, s.gradient, mask, 0.01);
     for (const [n, v] of s.statistics) {
       const p = stats.get(n);
       if (p) updateRunningStat(params.subarray(p.offset, p.offset + p.size), v);
     }
   };
   for (let w = 0; w < 2; w++) await step();
-  const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) await step();
-    rates.push((batch * steps) / ((performance.now() - t0) / 1000));
-  }
-  await session.dispose();
-  return rates;
+  return {
+    async round(): Promise<number> {
+      await step(); // wakes the thread pool after the peer's round
+      const t0 = performance.now();
+      for (let s = 0; s < steps; s++) await step();
+      return (batch * steps) / ((performance.now() - t0) / 1000);
+    },
+    dispose: () => session.dispose(),
+  };
 }
 
 console.log(
-  `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, median of ${rounds} rounds of ${steps} steps`,
+  `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, ${rounds} rounds per side (ResNet-20: ${stepsOf.resnet20} steps, MLP: ${stepsOf.mlp}), alternating; medians`,
 );
 console.log(
   `peer: torch ${torchVersion}; ${PEER_SETUP.replace("no_grad, eval mode", "train mode, torch.optim.SGD")}`,
 );
-console.log("| model | losscape (samples/s) | PyTorch (samples/s) | ratio |");
+console.log("| model | losscape (samples/s) | PyTorch (samples/s) | ratio (median of per-round ratios) |");
 console.log("|---|---|---|---|");
 const peerScript = new URL("./torch_train.py", import.meta.url).pathname;
 let resnetRatio = 0;
@@ -70,14 +79,29 @@ for (const [name, shape] of [
   ["resnet20", [3, 32, 32]],
   ["mlp", [1, 28, 28]],
 ] as const) {
-  const mine = median(await ours(name, [...shape]));
-  const peer = runPeer(
+  const steps = stepsOf[name];
+  const mine = await ours(name, [...shape], steps);
+  const peer = await startPeer(
     peerScript,
-    [name, String(threads), String(batch), String(steps), String(rounds), shape.join(",")],
+    [name, String(threads), String(batch), String(steps), shape.join(",")],
     threads,
   );
-  const theirs = median(peer.rates as number[]);
-  if (name === "resnet20") resnetRatio = mine / theirs;
-  console.log(`| ${name} | ${mine.toFixed(0)} | ${theirs.toFixed(0)} | ${(mine / theirs).toFixed(2)} |`);
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    // ABBA order: neither side always runs first after the other.
+    if (r % 2 === 0) {
+      a.push(await mine.round());
+      b.push((await peer.round()).rate as number);
+    } else {
+      b.push((await peer.round()).rate as number);
+      a.push(await mine.round());
+    }
+  }
+  await peer.close();
+  await mine.dispose();
+  const ratio = median(a.map((v, i) => v / b[i]!));
+  if (name === "resnet20") resnetRatio = ratio;
+  console.log(`| ${name} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} |`);
 }
 console.log(`ratio vs PyTorch: ${resnetRatio.toFixed(2)}`);
