@@ -37,16 +37,21 @@ import {
 } from "../onnx/proto.ts";
 import { type EmitAttr, Emitter, NCHWC_DOMAIN } from "./_emit.ts";
 import {
+  RULES as BASE_RULES,
   BATCH_NORM_RULES,
   type BatchNormSaved,
   type Formulations,
   NON_DIFFERENTIABLE,
-  RULES,
   type RuleArgs,
 } from "./_rules.ts";
+import { ACTIVATIONS_RULES } from "./_rules-activations.ts";
+import { STRUCTURAL_RULES } from "./_rules-structural.ts";
 import { type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
 
 export type { Formulations } from "./_rules.ts";
+
+/** Every reverse-mode rule by op type (BatchNormalization is picked by mode). */
+const RULES = { ...ACTIVATIONS_RULES, ...STRUCTURAL_RULES, ...BASE_RULES };
 
 /** How batch normalization behaves in the gradient graph. */
 export type BatchNormMode = "inference" | "training";

@@ -9,6 +9,8 @@
 
 import { attr, DataType, type ModelProto, type Node, type Tensor, type ValueInfo } from "../onnx/proto.ts";
 import { Emitter, floatTypedTensor } from "./_emit.ts";
+import { ACTIVATIONS_JVP_RULES } from "./_jvp-activations.ts";
+import { STRUCTURAL_JVP_RULES } from "./_jvp-structural.ts";
 import { NON_DIFFERENTIABLE } from "./_rules.ts";
 import { broadcastDims, type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
 
@@ -47,7 +49,7 @@ export interface JvpGraph {
 }
 
 /** What a forward-mode rule sees. */
-interface JvpArgs {
+export interface JvpArgs {
   readonly node: Node;
   readonly e: Emitter;
   /** Tangent of each input (undefined: zero). */
@@ -66,7 +68,7 @@ interface JvpArgs {
 }
 
 /** Tangents of the outputs, in output order (undefined: zero). */
-type JvpRule = (a: JvpArgs) => (string | undefined)[];
+export type JvpRule = (a: JvpArgs) => (string | undefined)[];
 
 const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
 const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
@@ -429,6 +431,8 @@ const maxPool: JvpRule = (a) => {
 // ------------------------------------------------------------------ registry
 
 const RULES: Readonly<Record<string, JvpRule>> = {
+  ...ACTIVATIONS_JVP_RULES,
+  ...STRUCTURAL_JVP_RULES,
   Identity: identity,
   Dropout: identity,
   Flatten: linearInFirst,
