@@ -10,9 +10,8 @@
 
 import { parseArgs } from "node:util";
 import { createGradientSession } from "../src/autodiff/session.ts";
-import { optimizerState, optimizerStep, updateRunningStat } from "../src/core/optim.ts";
+import { optimizerState, updateRunningStat } from "../src/core/optim.ts";
 import { Random } from "../src/core/random.ts";
-import { isTrainable } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
 import { median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
@@ -31,23 +30,20 @@ const stepsOf = { resnet20: Number(values.steps), mlp: Number(values["mlp-steps"
 const batch = Number(values.batch);
 const torchVersion = requirePeer();
 
-/** losscape's side: a gradient session plus the SGD update, as `losscape train` runs it. */
+/** losscape's side: a gradient session with the SGD update in the graph, as `losscape train` runs it. */
 async function ours(name: string, shape: number[], steps: number) {
   const model = zooModel(name, { inputShape: shape, seed: 0 });
-  const session = await createGradientSession(model, { batchNorm: "training", threads });
+  const sgd = { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 } as const;
+  const session = await createGradientSession(model, { batchNorm: "training", threads, optimizer: sgd });
   const rng = new Random(1);
   const per = shape.reduce((a, b) => a * b, 1);
   const inputs = Float32Array.from({ length: batch * per }, () => rng.normal());
   const labels = Int32Array.from({ length: batch }, () => rng.int(10));
   const params = model.initial.slice();
-  const sgd = { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 } as const;
   const state = optimizerState(sgd, model.size);
-  const mask = new Uint8Array(model.size);
-  for (const p of model.params) if (isTrainable(p.role)) mask.fill(1, p.offset, p.offset + p.size);
   const stats = new Map(model.params.filter((p) => p.role === "bn-stat").map((p) => [p.name, p]));
   const step = async () => {
-    const s = await session.step(params, inputs, labels);
-    optimizerStep(sgd, state, params, s.gradient, mask, 0.01);
+    const s = await session.update(params, state, inputs, labels, 0.01);
     for (const [n, v] of s.statistics) {
       const p = stats.get(n);
       if (p) updateRunningStat(params.subarray(p.offset, p.offset + p.size), v);

@@ -24,6 +24,7 @@
 // Small CNN (1x28x28, MaxPool) at batch 128: MaxPool through Indices + MaxUnpool 177 CPU-ms, an
 // equality mask 276; PyTorch 161. MLP 784-512-256-10 at batch 128: 4.3 ms vs PyTorch 4.9 ms.
 
+import type { OptimizerConfig } from "../core/optim.ts";
 import { fromProto } from "../model/import.ts";
 import { isTrainable, type Model } from "../model/model.ts";
 import {
@@ -102,6 +103,13 @@ export interface GradientOptions {
    * gradient needs a static batch that is a multiple of the block.
    */
   batch?: number;
+  /**
+   * Also apply one optimizer update in the graph (parameters must be inputs): for every trainable
+   * parameter the graph takes its optimizer state and outputs the updated parameter and state
+   * (see `updates`) instead of its gradient. Same rules as optimizerStep() in src/core/optim.ts,
+   * computed in float32 as torch.optim does.
+   */
+  optimizer?: OptimizerConfig;
   /** For a ModelProto: the graph input holding the samples, when there are several. */
   input?: string;
   /** For a ModelProto: the graph output holding the logits, when there are several. */
@@ -144,6 +152,19 @@ export interface GradientGraph {
   readonly parameters: ParameterMode;
   /** Parameters that are graph inputs (parameters: "inputs"), in graph order. */
   readonly parameterInputs: readonly string[];
+  /** With `optimizer`: the in-graph update of every trainable parameter (then `gradients` is empty). */
+  readonly updates: readonly UpdateOutput[];
+  /** With `optimizer`: scalar float inputs of the update, by role (`lr`, `keep`, `c1`, `c2`). */
+  readonly updateScalars: readonly string[];
+}
+
+/** The in-graph optimizer update of one parameter. */
+export interface UpdateOutput {
+  readonly param: string;
+  /** Graph output with the updated parameter: `next:<param>`. */
+  readonly output: string;
+  /** Optimizer state tensors: input `state:<kind>:<param>` and output `next:<kind>:<param>`. */
+  readonly state: readonly { readonly kind: "m" | "v"; readonly input: string; readonly output: string }[];
 }
 
 interface Source {
@@ -467,7 +488,42 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   }
 
   const gradients: GradientOutput[] = [];
-  for (const p of src.trainable) {
+  const updates: UpdateOutput[] = [];
+  const updateScalars: string[] = [];
+  const stateInputs: ValueInfo[] = [];
+  if (options.optimizer) {
+    if (parameters !== "inputs") {
+      throw new Error(
+        `gradientGraph(): 'optimizer' needs parameters: "inputs", got ${JSON.stringify(parameters)}`,
+      );
+    }
+    if (floatType !== DataType.FLOAT) throw new Error("gradientGraph(): 'optimizer' needs a float32 model");
+    const o = options.optimizer;
+    if (o.kind !== "sgd" && o.kind !== "adam") {
+      throw new Error(
+        `gradientGraph(): 'optimizer.kind' must be "sgd" or "adam", got ${JSON.stringify((o as { kind: unknown }).kind)}`,
+      );
+    }
+    if (o.kind === "sgd" && o.nesterov && !((o.momentum ?? 0) > 0)) {
+      throw new Error("gradientGraph(): Nesterov momentum needs optimizer.momentum > 0");
+    }
+    const scalar = (name: string): string => {
+      const v = e.claim(`opt:${name}`);
+      updateScalars.push(name);
+      stateInputs.push({ name: v, elemType: floatType, shape: [] });
+      return v;
+    };
+    const grads = new Map<string, string>();
+    for (const p of src.trainable) {
+      const g = gradOf(p);
+      grads.set(
+        p,
+        g ?? e.op("ConstantOfShape", [e.i64(inits.get(p)!.dims)], { value: { t: zeroTensor(floatType) } }),
+      );
+    }
+    emitUpdates(e, options.optimizer, src.trainable, inits, grads, scalar, stateInputs, updates);
+  }
+  for (const p of options.optimizer ? [] : src.trainable) {
     const t = inits.get(p)!;
     const output = e.claim(`grad:${p}`);
     const g = gradOf(p);
@@ -498,11 +554,20 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     { name: "input", elemType: floatType, shape: src.inputDims.map((d) => d ?? "?") },
     { name: "labels", elemType: DataType.INT64, shape: [batchDim ?? "N"] },
     ...paramInputs,
+    ...stateInputs,
   ];
   const graphOutputs: ValueInfo[] = [
     { name: "loss", elemType: floatType, shape: [] },
     { name: "logits", elemType: floatType, shape: [batchDim ?? "N", classes] },
     ...gradients.map((g) => ({ name: g.output, elemType: floatType, shape: [...g.shape] })),
+    ...updates.flatMap((u) => {
+      const shape = [...inits.get(u.param)!.dims];
+      return [u.output, ...u.state.map((t) => t.output)].map((name) => ({
+        name,
+        elemType: floatType,
+        shape,
+      }));
+    }),
     ...outputs,
   ];
   const proto: ModelProto = {
@@ -531,7 +596,77 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     batchNorm,
     parameters,
     parameterInputs,
+    updates,
+    updateScalars,
   };
+}
+
+/**
+ * The optimizer update of every trainable parameter from its gradient, with optimizerStep()'s
+ * rules: SGD (`keep` is the momentum applied to the buffer: 0 on the first step, as torch starts
+ * the buffer at the gradient) with optional Nesterov, or Adam with bias corrections `c1`, `c2`.
+ */
+function emitUpdates(
+  e: Emitter,
+  config: OptimizerConfig,
+  trainable: readonly string[],
+  inits: Map<string, Tensor>,
+  grads: Map<string, string>,
+  scalar: (name: string) => string,
+  stateInputs: ValueInfo[],
+  updates: UpdateOutput[],
+): void {
+  const lr = scalar("lr");
+  const wd = config.weightDecay ?? 0;
+  const sgd = config.kind === "sgd" ? config : undefined;
+  const adam = config.kind === "adam" ? config : undefined;
+  const momentum = sgd?.momentum ?? 0;
+  const keep = sgd && momentum !== 0 ? scalar("keep") : undefined;
+  const [c1, c2] = adam ? [scalar("c1"), scalar("c2")] : [undefined, undefined];
+  for (const p of trainable) {
+    const dims = [...inits.get(p)!.dims];
+    const state = (kind: "m" | "v") => {
+      const input = e.claim(`state:${kind}:${p}`);
+      stateInputs.push({ name: input, elemType: DataType.FLOAT, shape: dims });
+      return { kind, input, output: e.claim(`next:${kind}:${p}`) };
+    };
+    const g = grads.get(p)!;
+    const d = wd !== 0 ? e.op("Add", [g, e.op("Mul", [p, e.scalar(wd)])]) : g;
+    const output = e.claim(`next:${p}`);
+    const tensors: UpdateOutput["state"][number][] = [];
+    if (adam) {
+      const { beta1 = 0.9, beta2 = 0.999, eps = 1e-8 } = adam;
+      const [m, v] = [state("m"), state("v")];
+      tensors.push(m, v);
+      e.op(
+        "Add",
+        [e.op("Mul", [m.input, e.scalar(beta1)]), e.op("Mul", [d, e.scalar(1 - beta1)])],
+        {},
+        m.output,
+      );
+      const d2 = e.op("Mul", [d, d]);
+      e.op(
+        "Add",
+        [e.op("Mul", [v.input, e.scalar(beta2)]), e.op("Mul", [d2, e.scalar(1 - beta2)])],
+        {},
+        v.output,
+      );
+      const denom = e.op("Add", [e.op("Sqrt", [e.op("Div", [v.output, c2!])]), e.scalar(eps)]);
+      const stepSize = e.op("Div", [e.op("Mul", [lr, e.op("Div", [m.output, c1!])]), denom]);
+      e.op("Sub", [p, stepSize], {}, output);
+    } else if (momentum === 0) {
+      e.op("Sub", [p, e.op("Mul", [d, lr])], {}, output);
+    } else {
+      const m = state("m");
+      tensors.push(m);
+      e.op("Add", [e.op("Mul", [m.input, keep!]), d], {}, m.output);
+      const direction = sgd?.nesterov
+        ? e.op("Add", [d, e.op("Mul", [m.output, e.scalar(momentum)])])
+        : m.output;
+      e.op("Sub", [p, e.op("Mul", [direction, lr])], {}, output);
+    }
+    updates.push({ param: p, output, state: tensors });
+  }
 }
 
 function range(n: number): number[] {

@@ -5,7 +5,8 @@
 
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
-import { checkParams, type Model, shapeSize } from "../model/model.ts";
+import type { OptimizerConfig, OptimizerState } from "../core/optim.ts";
+import { checkParams, type Model, type ParamSpec, shapeSize } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, type GradientOptions, gradientGraph, type ParameterMode } from "./gradient.ts";
 import { nchwcBlockSize } from "./nchwc.ts";
@@ -33,12 +34,28 @@ export interface GradientStep {
   readonly statistics: ReadonlyMap<string, Float32Array>;
 }
 
+/** What one training update returns (the parameters and optimizer state are updated in place). */
+export type UpdateStep = Omit<GradientStep, "gradient">;
+
 /** Loss and gradients of a model on ORT. */
 export interface GradientSession {
   readonly model: Model;
   readonly graph: GradientGraph;
   /** Loss, logits and gradient at `params` on one batch (`labels.length` samples from `inputs`). */
   step(params: Float32Array, inputs: Float32Array, labels: ArrayLike<number>): Promise<GradientStep>;
+  /**
+   * For a session created with `optimizer`: one training step on a batch with the optimizer update
+   * done by ORT. `params` (trainable entries) and `state` (as optimizerState() makes it) are updated
+   * in place; `state.step` counts the update. Batch-norm running statistics are left to the caller
+   * (see `statistics`).
+   */
+  update(
+    params: Float32Array,
+    state: OptimizerState,
+    inputs: Float32Array,
+    labels: ArrayLike<number>,
+    lr: number,
+  ): Promise<UpdateStep>;
   /** Releases the ORT session. */
   dispose(): Promise<void>;
 }
@@ -74,7 +91,7 @@ export async function createGradientSession(
       ? (batch: number) =>
           batch % convBlock === 0 ? gradientGraph(model, { ...rest, convBlock, batch }) : undefined
       : () => undefined;
-  return new OrtGradientSession(model, graph, threads, specialize);
+  return new OrtGradientSession(model, graph, threads, specialize, rest.optimizer);
 }
 
 /**
@@ -114,12 +131,16 @@ class OrtGradientSession implements GradientSession {
   private fresh = true;
   private disposed = false;
 
+  private readonly byName: Map<string, ParamSpec>;
+
   constructor(
     readonly model: Model,
     readonly graph: GradientGraph,
     private readonly threads: number,
     private readonly specialize: (batch: number) => GradientGraph | undefined,
+    private readonly optimizer: OptimizerConfig | undefined,
   ) {
+    this.byName = new Map(model.params.map((p) => [p.name, p]));
     const { bytes, offsets } = encodeModel(graph.proto);
     this.bytes = bytes;
     this.offsets = model.params.map((p) => offsets.get(p.name) ?? -1);
@@ -181,13 +202,20 @@ class OrtGradientSession implements GradientSession {
     return this.session;
   }
 
-  async step(params: Float32Array, inputs: Float32Array, labels: ArrayLike<number>): Promise<GradientStep> {
-    checkParams(this.model, params, "step()");
+  /** Runs the graph on one batch with extra feeds; checks the arguments in the name of `where`. */
+  private async run(
+    where: string,
+    params: Float32Array,
+    inputs: Float32Array,
+    labels: ArrayLike<number>,
+    extra: (feeds: Record<string, ort.Tensor>) => void = () => {},
+  ): Promise<ort.InferenceSession.ReturnType> {
+    checkParams(this.model, params, `${where}()`);
     const count = labels.length;
     const per = shapeSize(this.model.input.shape);
     if (count < 1 || inputs.length !== count * per) {
       throw new Error(
-        `step(): ${count} labels need ${count * per} input values (samples of shape [${this.model.input.shape.join(", ")}]), got ${inputs.length}`,
+        `${where}(): ${count} labels need ${count * per} input values (samples of shape [${this.model.input.shape.join(", ")}]), got ${inputs.length}`,
       );
     }
     const session = await this.sessionFor(params, count);
@@ -196,29 +224,91 @@ class OrtGradientSession implements GradientSession {
       labels: new ort.Tensor("int64", BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [count]),
     };
     if (this.graph.parameters === "inputs") {
-      const byName = new Map(this.model.params.map((p) => [p.name, p]));
       for (const name of this.graph.parameterInputs) {
-        const p = byName.get(name)!;
-        // A view, not a copy: ORT reads it during run(), before step() resolves.
+        const p = this.byName.get(name)!;
+        // A view, not a copy: ORT reads it during run(), before the call resolves.
         feeds[name] = new ort.Tensor("float32", params.subarray(p.offset, p.offset + p.size), [...p.shape]);
       }
     }
-    const out = await session.run(feeds);
-    const gradient = new Float32Array(this.model.size);
-    const byName = new Map(this.model.params.map((p) => [p.name, p]));
-    for (const g of this.graph.gradients) {
-      const p = byName.get(g.param)!;
-      gradient.set(out[g.output]!.data as Float32Array, p.offset);
-    }
+    extra(feeds);
+    return session.run(feeds);
+  }
+
+  private common(out: ort.InferenceSession.ReturnType): UpdateStep {
     const statistics = new Map<string, Float32Array>();
     for (const s of this.graph.statistics)
       statistics.set(s.param, (out[s.output]!.data as Float32Array).slice());
     return {
       loss: (out[this.graph.loss]!.data as Float32Array)[0]!,
       logits: (out[this.graph.logits]!.data as Float32Array).slice(),
-      gradient,
       statistics,
     };
+  }
+
+  async step(params: Float32Array, inputs: Float32Array, labels: ArrayLike<number>): Promise<GradientStep> {
+    if (this.graph.updates.length > 0) {
+      throw new Error(
+        `step(): this session of '${this.model.name}' applies optimizer updates; call update()`,
+      );
+    }
+    const out = await this.run("step", params, inputs, labels);
+    const gradient = new Float32Array(this.model.size);
+    for (const g of this.graph.gradients) {
+      gradient.set(out[g.output]!.data as Float32Array, this.byName.get(g.param)!.offset);
+    }
+    return { ...this.common(out), gradient };
+  }
+
+  async update(
+    params: Float32Array,
+    state: OptimizerState,
+    inputs: Float32Array,
+    labels: ArrayLike<number>,
+    lr: number,
+  ): Promise<UpdateStep> {
+    const config = this.optimizer;
+    if (!config) {
+      throw new Error(
+        `update(): this session of '${this.model.name}' has no optimizer; create it with 'optimizer' or call step()`,
+      );
+    }
+    if (!Number.isFinite(lr) || lr < 0)
+      throw new Error(`update(): 'lr' must be a finite number >= 0, got ${lr}`);
+    if (
+      state.m.length !== this.model.size ||
+      (config.kind === "adam" && state.v.length !== this.model.size)
+    ) {
+      throw new Error(
+        `update(): 'state' holds ${state.m.length} values but model '${this.model.name}' has ${this.model.size} parameters (make it with optimizerState())`,
+      );
+    }
+    const step = state.step + 1;
+    const scalars: Record<string, number> = {
+      lr,
+      keep: step === 1 ? 0 : config.kind === "sgd" ? (config.momentum ?? 0) : 0,
+      c1: config.kind === "adam" ? 1 - (config.beta1 ?? 0.9) ** step : 1,
+      c2: config.kind === "adam" ? 1 - (config.beta2 ?? 0.999) ** step : 1,
+    };
+    const out = await this.run("update", params, inputs, labels, (feeds) => {
+      for (const name of this.graph.updateScalars) {
+        feeds[`opt:${name}`] = new ort.Tensor("float32", new Float32Array([scalars[name]!]), []);
+      }
+      for (const u of this.graph.updates) {
+        const p = this.byName.get(u.param)!;
+        for (const t of u.state) {
+          const values = (t.kind === "m" ? state.m : state.v).subarray(p.offset, p.offset + p.size);
+          feeds[t.input] = new ort.Tensor("float32", values, [...p.shape]);
+        }
+      }
+    });
+    for (const u of this.graph.updates) {
+      const at = this.byName.get(u.param)!.offset;
+      params.set(out[u.output]!.data as Float32Array, at);
+      for (const t of u.state)
+        (t.kind === "m" ? state.m : state.v).set(out[t.output]!.data as Float32Array, at);
+    }
+    state.step = step;
+    return this.common(out);
   }
 
   async dispose(): Promise<void> {

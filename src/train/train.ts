@@ -10,7 +10,6 @@ import {
   learningRate,
   type OptimizerConfig,
   optimizerState,
-  optimizerStep,
   type StepSchedule,
   updateRunningStat,
 } from "../core/optim.ts";
@@ -21,7 +20,7 @@ import { createOrtEngine } from "../engine/ort.ts";
 import { writeFileAtomic } from "../formats/atomic.ts";
 import { readSafetensors, serializeSafetensors, tensorToFloat32 } from "../formats/safetensors.ts";
 import { onnxWithParams, paramsToSafetensors } from "../model/checkpoint.ts";
-import { isTrainable, type Model } from "../model/model.ts";
+import type { Model } from "../model/model.ts";
 
 /** Data augmentation for image batches: none, or a random 4-pixel-padded crop plus horizontal flip (CIFAR recipe). */
 export type Augmentation = "none" | "crop-flip";
@@ -211,12 +210,12 @@ export async function train(
     writeFileAtomic(join(folder, "model.onnx"), onnxWithParams(model, initial));
     writeFileAtomic(join(folder, checkpointName(0)), paramsToSafetensors(model, initial, { epoch: "0" }));
   }
-  const mask = new Uint8Array(model.size);
-  for (const p of model.params) if (isTrainable(p.role)) mask.fill(1, p.offset, p.offset + p.size);
   const runningStats = new Map(model.params.filter((p) => p.role === "bn-stat").map((p) => [p.name, p]));
 
+  // The optimizer update runs inside the gradient graph on ORT (multithreaded, no gradient copy).
   const session = await createGradientSession(model, {
     batchNorm: "training",
+    optimizer,
     ...(threads ? { threads } : {}),
   });
   const evaluator = testData ? await createOrtEngine(model, threads ? { threads } : {}) : undefined;
@@ -239,7 +238,13 @@ export async function train(
         if (count < 2) continue; // a single-sample batch has no batch variance (PyTorch raises); skip it
         gatherBatch(trainData, idx, inputs, augment, rng);
         for (let k = 0; k < count; k++) labels[k] = trainData.labels[idx[k] as number] as number;
-        const step = await session.step(params, inputs.subarray(0, count * per), labels.subarray(0, count));
+        const step = await session.update(
+          params,
+          state,
+          inputs.subarray(0, count * per),
+          labels.subarray(0, count),
+          lr,
+        );
         if (!Number.isFinite(step.loss))
           throw new Error(
             `train(): the loss diverged (${step.loss}) at epoch ${epoch + 1}, batch ${b + 1}; lower the learning rate`,
@@ -254,7 +259,6 @@ export async function train(
         }
         lossSum += step.loss * count;
         seen += count;
-        optimizerStep(optimizer, state, params, step.gradient, mask, lr);
         for (const [name, batchStat] of step.statistics) {
           const p = runningStats.get(name);
           if (p) updateRunningStat(params.subarray(p.offset, p.offset + p.size), batchStat, 0.1);
