@@ -1,7 +1,9 @@
 // Scratch measurements behind the choices in src/autodiff: a ResNet-20 (or
 // another zoo model's) forward+backward step at batch 128 on ORT with each
-// alternative formulation of the costly rules, parameters as initializers
-// (new session per step) vs graph inputs (one session), and the PyTorch peer.
+// alternative formulation of the costly rules, with and without ORT's blocked
+// (NCHWc) convolutions, parameters as initializers (new session per step) vs
+// graph inputs (one session), and the PyTorch peer. Variants run in turn in one
+// process, round after round, so a shared machine's drift hits them alike.
 //
 //   node --import tsx bench/autodiff-formulations.ts [--model resnet20] [--batch 128] [--threads 2]
 //        [--rounds 5] [--only variant,variant] [--params initializers|inputs] [--no-peer]
@@ -12,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { type GradientOptions, gradientGraph } from "../src/autodiff/gradient.ts";
+import { nchwcBlockSize } from "../src/autodiff/nchwc.ts";
 import { gradientSessionOptions } from "../src/autodiff/session.ts";
 import { Random } from "../src/core/random.ts";
 import { encodeModel } from "../src/onnx/proto.ts";
@@ -28,16 +31,21 @@ const batch = Number(argument("--batch", "128"));
 const threads = Number(argument("--threads", "2"));
 const rounds = Number(argument("--rounds", "5"));
 const only = argument("--only", "");
-/** Parameter mode of every variant but "params=*" (default: initializers, as the session does). */
-const baseParams = argument("--params", "initializers") as "initializers" | "inputs";
+/** Parameter mode of every variant but "params=*" (default: inputs, as the session does). */
+const baseParams = argument("--params", "inputs") as "initializers" | "inputs";
 const shape = name === "mlp" || name === "cnn" ? [1, 28, 28] : [3, 32, 32];
 const model = zooModel(name, { inputShape: shape, seed: 1 });
 const rng = new Random(3);
 const x = new Float32Array(batch * shape.reduce((a, b) => a * b, 1)).map(() => rng.normal());
 const labels = BigInt64Array.from({ length: batch }, () => BigInt(rng.int(10)));
 
+const block = await nchwcBlockSize();
+/** The session's defaults: blocked convolutions with this machine's block and a static batch. */
+const blocked: GradientOptions = block ? { convBlock: block, batch } : {};
 const VARIANTS: Record<string, GradientOptions> = {
   default: {},
+  "no blocked convolutions": { convBlock: undefined, batch: undefined },
+  "blocked, symbolic batch (no blocked dW)": { batch: undefined },
   "convInput=conv-transpose": { formulations: { convInput: "conv-transpose" } },
   "convWeight=im2col-batched": { formulations: { convWeight: "im2col-batched" } },
   "convWeight=conv": { formulations: { convWeight: "conv" } },
@@ -60,7 +68,12 @@ interface Runner {
 
 /** One step = (patch + new session when parameters are initializers) + run. */
 async function runner(options: GradientOptions, fixed = false): Promise<Runner> {
-  const g = gradientGraph(model, { batchNorm: "training", parameters: baseParams, ...options });
+  const g = gradientGraph(model, {
+    batchNorm: "training",
+    parameters: baseParams,
+    ...(baseParams === "inputs" ? blocked : {}),
+    ...options,
+  });
   const { bytes, offsets } = encodeModel(g.proto);
   const params = model.initial.slice();
   const feeds: Record<string, ort.Tensor> = {

@@ -3,7 +3,12 @@
 export { type GradientGraph, type GradientOptions, gradientGraph } from "./autodiff/gradient.ts";
 export { createHvpSession, hvpGraph } from "./autodiff/hvp.ts";
 export { jvpGraph } from "./autodiff/jvp.ts";
-export { createGradientSession, type GradientSession, type GradientStep } from "./autodiff/session.ts";
+export {
+  createGradientSession,
+  type GradientSession,
+  type GradientStep,
+  type UpdateStep,
+} from "./autodiff/session.ts";
 export {
   type DirectionMode,
   filterNorms,
