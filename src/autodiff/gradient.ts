@@ -6,21 +6,29 @@
 // How it is run was measured inside whole gradient graphs with
 // bench/autodiff-formulations.ts (ResNet-20 train step = forward + backward,
 // batch norm in training mode, batch 128, 2 threads, onnxruntime-node 1.30 CPU,
-// 2-core AMD EPYC shared with other jobs, so the steadier process CPU time per
-// step is quoted, two runs; lower is better; each line changes one choice from
-// the default, run-to-run noise is about +-6 %):
-//   default (below)                                  1519 / 1805 CPU-ms (wall min 810 / 923 ms)
+// 2-core AMD EPYC (AVX2) shared with other jobs, variants alternating in one
+// process; the steadier process CPU time per step is quoted; lower is better):
+//   plain Conv nodes everywhere (im2col + MLAS GEMM)        1393 CPU-ms
+//   + forward and stride-1 input-gradient convolutions on ORT's blocked NCHWc
+//     kernels (Emitter.conv; weights reordered in the graph)  1174 (their kernels 279 -> 181 ms,
+//                                                               plus 45 ms of layout reorders)
+//   + weight gradients of maps up to 16x16 as a blocked Conv   1126 (default; needs a static batch,
+//     over transposed tensors (dY as the kernel)                    so sessions specialize per size)
+//   weight gradients: patches . dY^T instead of dY . patches^T  MatMul kernels 165 -> 125 ms
+// Earlier measurements (before blocked convolutions; CPU-ms, two runs, noise about +-6 %):
+//   default of the time                              1519 / 1805
 //   Conv input gradient as ConvTranspose             1702 / 1957  (vs Conv with flipped weights)
 //   weight gradient: im2col by Slices + one Gemm     1898 / 2123  (vs patches from a one-hot Conv
 //   weight gradient: im2col by Slices + MatMul       1795 / 1970   + batched MatMul)
 //   weight gradient: Conv over transposed tensors    2129 / 2354
-//   Relu gradient Where(y > 0, dy, 0) / dy * Sign(y) 1599 / 1655, 1743  (vs dy * Cast(y > 0): within
-//                                                    noise here; its kernels take 25 ms vs 67 for Where)
+//   Relu gradient Where(y > 0, dy, 0) / dy * Sign(y) 1599 / 1655, 1743  (vs dy * Cast(y > 0))
 //   per-channel sums direct / two-stage float32      1578 / 1701, 1584 / 1747  (float64 second stage: free)
-//   parameters as initializers, new session per step 2488 / 2901  (wall 1517 / 1902 ms: creating a
-//                                                    session of this graph takes ~250-450 ms)
-//   parameters as initializers, session reused       1646 / 2034  (same parameters every batch; NCHWc)
-//   PyTorch 1.13 (tuned, train mode)                 1028 / 1081  (wall min 837 / 616 ms)
+//   parameters as initializers, new session per step 2488 / 2901  (creating a session of this graph
+//                                                    takes ~250-450 ms)
+//   PyTorch 1.13 (tuned, train mode)                 1028 / 1081
+// Tried and dropped: ORT's training-mode BatchNormalization kernel for the batch statistics (no
+// faster than the reductions), shifted-copy patches by Pad/Slice/Concat (ORT's Pad and strided
+// Slice are slow), and a width-interleaved dilated blocked Conv for weight gradients (no faster).
 // Small CNN (1x28x28, MaxPool) at batch 128: MaxPool through Indices + MaxUnpool 177 CPU-ms, an
 // equality mask 276; PyTorch 161. MLP 784-512-256-10 at batch 128: 4.3 ms vs PyTorch 4.9 ms.
 
