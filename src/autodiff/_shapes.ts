@@ -292,6 +292,14 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
       }
       return [info];
     }
+    case "ReorderInput":
+    case "ReorderOutput": {
+      // ORT's NCHWc layout changes (blocked convolutions): the logical shape is kept when the
+      // channels are a multiple of the block, which is when losscape emits them.
+      if (!x?.dims) return [{ type: x?.type ?? DataType.FLOAT, dims: null }];
+      const channels = n.opType === "ReorderOutput" ? intAttr(n, "channels", 0) : 0;
+      return [{ type: x.type, dims: channels > 0 ? [x.dims[0]!, channels, ...x.dims.slice(2)] : x.dims }];
+    }
     case "Conv": {
       const w = dimsOf(1);
       if (!x?.dims || !w) return [{ type: x?.type ?? DataType.FLOAT, dims: null }];

@@ -8,6 +8,7 @@ import * as ort from "onnxruntime-node";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, gradientGraph } from "./gradient.ts";
+import { nchwcBlockSize } from "./nchwc.ts";
 import { type JvpGraph, jvpGraph } from "./jvp.ts";
 import { gradientSessionOptions } from "./session.ts";
 
@@ -29,7 +30,10 @@ export interface HvpGraph {
  * const h = hvpGraph(zooModel("mlp"));
  * h.jvp.tangentOutputs[0]; // { value: "grad:fc1.weight", output: "hvp:fc1.weight" }
  */
-export function hvpGraph(model: Model, { params }: { params?: readonly string[] } = {}): HvpGraph {
+export function hvpGraph(
+  model: Model,
+  { params, convBlock }: { params?: readonly string[]; convBlock?: number } = {},
+): HvpGraph {
   const names = params ? [...params] : model.params.filter((p) => p.role === "filter").map((p) => p.name);
   for (const name of names) {
     if (!model.params.some((p) => p.name === name))
@@ -37,7 +41,12 @@ export function hvpGraph(model: Model, { params }: { params?: readonly string[] 
   }
   if (names.length === 0)
     throw new Error(`hvpGraph(): model '${model.name}' has no parameters to differentiate`);
-  const gradient = gradientGraph(model, { batchNorm: "inference", parameters: "inputs", trainable: names });
+  const gradient = gradientGraph(model, {
+    batchNorm: "inference",
+    parameters: "inputs",
+    trainable: names,
+    ...(convBlock !== undefined ? { convBlock } : {}),
+  });
   const jvp = jvpGraph(gradient.proto, {
     seeds: names.map((p) => ({ value: p, name: `tangent:${p}` })),
     outputs: gradient.gradients.map((g) => ({ value: g.output, name: `hvp:${g.param}` })),
@@ -79,13 +88,16 @@ export interface HvpSession {
  */
 export async function createHvpSession(
   model: Model,
-  options: { threads?: number; params?: readonly string[] } = {},
+  options: { threads?: number; params?: readonly string[]; blocked?: boolean } = {},
 ): Promise<HvpSession> {
-  const { threads = availableParallelism(), params } = options;
+  const { threads = availableParallelism(), params, blocked = true } = options;
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`createHvpSession(): 'threads' must be a positive integer, got ${threads}`);
   }
-  const graph = hvpGraph(model, params ? { params } : {});
+  // Blocked (NCHWc) convolutions as in gradient sessions; the batch stays symbolic (evaluation
+  // batches vary), so weight gradients keep the patches + MatMul form.
+  const convBlock = blocked ? await nchwcBlockSize() : undefined;
+  const graph = hvpGraph(model, { ...(params ? { params } : {}), ...(convBlock ? { convBlock } : {}) });
   const { bytes } = encodeModel(graph.jvp.proto);
   const session = await ort.InferenceSession.create(bytes, gradientSessionOptions(threads, "inputs"));
   return new OrtHvpSession(model, graph, session);

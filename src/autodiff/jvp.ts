@@ -433,6 +433,10 @@ const maxPool: JvpRule = (a) => {
 const RULES: Readonly<Record<string, JvpRule>> = {
   ...ACTIVATIONS_JVP_RULES,
   ...STRUCTURAL_JVP_RULES,
+  // ORT's blocked convolutions (domain com.microsoft.nchwc; Conv is convLike below, which re-emits
+  // the node in its own domain): the layout changes are linear.
+  ReorderInput: linearInFirst,
+  ReorderOutput: linearInFirst,
   Identity: identity,
   Dropout: identity,
   Flatten: linearInFirst,

@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { NCHWC_DOMAIN } from "../../src/autodiff/_emit.ts";
 import { gradientGraph } from "../../src/autodiff/gradient.ts";
+import { createHvpSession } from "../../src/autodiff/hvp.ts";
 import { nchwcBlockSize } from "../../src/autodiff/nchwc.ts";
 import { createGradientSession, type GradientStep } from "../../src/autodiff/session.ts";
 import { Random } from "../../src/core/random.ts";
@@ -60,6 +61,32 @@ describe("blocked convolutions", () => {
       expect(fixed.proto.opsets).toContainEqual({ domain: NCHWC_DOMAIN, version: 1 });
       expect(fixed.proto.graph.inputs[0]!.shape).toEqual([2 * B, 3, 32, 32]);
     });
+
+    it("Hessian-vector products through blocked convolutions equal the plain graph's", async () => {
+      const rng = new Random(12);
+      const count = 5;
+      const inputs = Float32Array.from({ length: count * 3 * 32 * 32 }, () => rng.normal());
+      const labels = Int32Array.from({ length: count }, () => rng.int(10));
+      const v = Float32Array.from({ length: model.size }, () => rng.normal());
+      const blocked = await createHvpSession(model, { threads: 2 });
+      const plain = await createHvpSession(model, { threads: 2, blocked: false });
+      try {
+        const nodes = (s: typeof blocked) => s.graph.jvp.proto.graph.nodes;
+        // Forward, input-gradient and their tangent convolutions are blocked.
+        expect(
+          nodes(blocked).filter((n) => n.domain === NCHWC_DOMAIN && n.opType === "Conv").length,
+        ).toBeGreaterThan(3 * 20);
+        expect(nodes(plain).some((n) => n.domain === NCHWC_DOMAIN)).toBe(false);
+        const a = await blocked.run(model.initial, v, inputs, labels);
+        const b = await plain.run(model.initial, v, inputs, labels);
+        expect(Math.abs(a.loss - b.loss)).toBeLessThan(1e-5 * b.loss);
+        expect(relativeError(a.gradient, b.gradient)).toBeLessThan(1e-4);
+        expect(relativeError(a.hvp, b.hvp)).toBeLessThan(1e-4);
+      } finally {
+        await blocked.dispose();
+        await plain.dispose();
+      }
+    }, 120_000);
 
     it.each([
       ["a multiple of the block (static-batch graph)", 2 * B],
