@@ -8,8 +8,8 @@ import * as ort from "onnxruntime-node";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, gradientGraph } from "./gradient.ts";
-import { nchwcBlockSize } from "./nchwc.ts";
 import { type JvpGraph, jvpGraph } from "./jvp.ts";
+import { nchwcBlockSize } from "./nchwc.ts";
 import { gradientSessionOptions } from "./session.ts";
 
 /** A Hessian-vector product graph and what it computes. */
