@@ -5,7 +5,7 @@
 
 import { attr, DataType, type Node } from "../onnx/proto.ts";
 import type { Emitter } from "./_emit.ts";
-import { type Dim, dimProduct, type Info, sliceSpec, windowGeometry } from "./_shapes.ts";
+import { type Dim, dimProduct, type Info, windowGeometry } from "./_shapes.ts";
 
 /** Alternative formulations of the costly rules (see `Formulations` in gradient.ts). */
 export interface Formulations {
@@ -59,14 +59,16 @@ const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, n
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
 /** A far-negative Slice end: with step -1 it runs through index 0. */
-const BEFORE_START = -(2 ** 62);
-const TO_END = 2 ** 62;
+export const BEFORE_START = -(2 ** 62);
+export const TO_END = 2 ** 62;
 
-function fail(node: Node, why: string): never {
+/** Throws naming the transformation, the node and what is wrong. */
+export function fail(node: Node, why: string): never {
   throw new Error(`gradientGraph(): ${node.opType} node '${node.name}': ${why}`);
 }
 
-function staticDims(a: RuleArgs, value: string, what: string): number[] {
+/** The dims of `value`, which must all be static. */
+export function staticDims(a: RuleArgs, value: string, what: string): number[] {
   const d = a.dims(value);
   if (!d.every((v): v is number => typeof v === "number")) {
     fail(a.node, `${what} '${value}' has shape [${d.join(", ")}]; this rule needs static sizes there`);
@@ -74,7 +76,8 @@ function staticDims(a: RuleArgs, value: string, what: string): number[] {
   return d as number[];
 }
 
-function staticAt(a: RuleArgs, value: string, axes: readonly number[], what: string): number[] {
+/** The sizes of `value` on `axes`, which must be static. */
+export function staticAt(a: RuleArgs, value: string, axes: readonly number[], what: string): number[] {
   const d = a.dims(value);
   return axes.map((i) => {
     const v = d[i];
@@ -127,6 +130,24 @@ export function unbroadcast(a: RuleArgs, g: string, gDims: readonly Dim[], x: st
 // ------------------------------------------------------------------ elementwise
 
 const identity: Rule = ({ dy }) => [dy[0]];
+
+/**
+ * Dropout is the identity in the gradient graph (evaluation mode); a Dropout whose training_mode
+ * input is true, or not a constant, would drop at random in the forward pass, so it is refused.
+ */
+const dropout: Rule = (a) => {
+  const mode = a.node.inputs[2];
+  if (mode) {
+    const v = a.info(mode)?.value;
+    if (!v || v.some((b) => b !== 0)) {
+      fail(
+        a.node,
+        `training_mode '${mode}' is ${v ? "true" : "not a constant"}; gradients treat Dropout as the identity (evaluation mode): export the model in eval mode`,
+      );
+    }
+  }
+  return [a.dy[0]];
+};
 
 const reshapeLike: Rule = (a) => [a.e.op("Reshape", [a.dy[0]!, a.shapeOf(a.node.inputs[0]!)])];
 
@@ -291,56 +312,7 @@ const split: Rule = (a) => {
   return [e.op("Concat", parts, { axis })];
 };
 
-const slice: Rule = (a) => {
-  const { e, node } = a;
-  const x = node.inputs[0]!;
-  const dims = a.dims(x);
-  const spec = sliceSpec(node, dims, e.opset, (i) => {
-    const name = node.inputs[i];
-    return name ? a.info(name)?.value : undefined;
-  });
-  if (!spec) fail(node, "starts/ends/axes/steps must be constants for its gradient");
-  const pads = new Array<number>(2 * dims.length).fill(0);
-  for (const s of spec) {
-    const d = dims[s.axis];
-    if (s.step !== 1) fail(node, `gradient of a Slice with step ${s.step} is not implemented (only step 1)`);
-    if (s.start === null || typeof s.length !== "number" || typeof d !== "number") {
-      if (s.start === 0 && s.length === d) continue; // whole symbolic axis
-      fail(node, `sliced axis ${s.axis} of '${x}' needs a static size (shape [${dims.join(", ")}])`);
-    }
-    pads[s.axis] = s.start;
-    pads[s.axis + dims.length] = d - s.start - s.length;
-  }
-  return [e.pad(a.dy[0]!, pads)];
-};
-
-const pad: Rule = (a) => {
-  const { e, node } = a;
-  const mode = attr(node, "mode")?.s ?? "constant";
-  if (mode !== "constant") fail(node, `gradient of Pad mode '${mode}' is not implemented (only 'constant')`);
-  const r = a.dims(node.inputs[0]!).length;
-  const raw = e.opset >= 11 ? a.info(node.inputs[1] ?? "")?.value : attr(node, "pads")?.ints;
-  if (!raw?.every((p): p is number => typeof p === "number")) fail(node, "pads must be constants");
-  let pads = raw as number[];
-  const axesInput = node.inputs[3];
-  if (axesInput) {
-    const axes = a.info(axesInput)?.value;
-    if (!axes?.every((p): p is number => typeof p === "number")) fail(node, "axes must be constants");
-    const full = new Array<number>(2 * r).fill(0);
-    axes.forEach((ax, i) => {
-      const k = normAxis(ax as number, r);
-      full[k] = pads[i]!;
-      full[k + r] = pads[i + axes.length]!;
-    });
-    pads = full;
-  }
-  if (pads.some((p) => p < 0)) fail(node, "gradient of a Pad with negative pads is not implemented");
-  const axes = range(0, r).filter((i) => pads[i]! > 0 || pads[i + r]! > 0);
-  if (axes.length === 0) return [a.dy[0]];
-  const starts = axes.map((i) => pads[i]!);
-  const ends = axes.map((i) => (pads[i + r]! > 0 ? -pads[i + r]! : TO_END));
-  return [e.slice(a.dy[0]!, starts, ends, axes)];
-};
+// Slice and Pad (steps, reflect/edge modes, run-time pads) are in _rules-structural.ts.
 
 function reduce(mean: boolean): Rule {
   return (a) => {
@@ -899,7 +871,7 @@ const batchNormTraining: Rule = (a) => {
 /** The rules by op type; BatchNormalization is picked by mode in gradient.ts. */
 export const RULES: Readonly<Record<string, Rule>> = {
   Identity: identity,
-  Dropout: identity,
+  Dropout: dropout,
   Flatten: reshapeLike,
   Reshape: reshapeLike,
   Squeeze: reshapeLike,
@@ -925,8 +897,6 @@ export const RULES: Readonly<Record<string, Rule>> = {
   Transpose: transpose,
   Concat: concat,
   Split: split,
-  Slice: slice,
-  Pad: pad,
   ReduceSum: reduce(false),
   ReduceMean: reduce(true),
   Gemm: gemm,

@@ -137,6 +137,10 @@ function tensorInfo(t: Tensor): Info {
   if ((t.dataType === DataType.INT64 || t.dataType === DataType.INT32) && count <= 64) {
     return { type: t.dataType, dims: [...t.dims], value: tensorInts(t) };
   }
+  if (t.dataType === DataType.BOOL && count <= 64 && t.raw.length === count) {
+    // Flags such as Dropout's training_mode, as 0/1.
+    return { type: t.dataType, dims: [...t.dims], value: Array.from(t.raw) };
+  }
   return { type: t.dataType, dims: [...t.dims] };
 }
 
@@ -220,12 +224,22 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
     case "Elu":
     case "Selu":
     case "HardSigmoid":
+    case "HardSwish":
     case "Softplus":
     case "Not":
     case "LRN":
     case "InstanceNormalization":
-    case "LayerNormalization":
+    case "ScatterElements":
+    case "ScatterND":
       return same();
+    case "LayerNormalization": {
+      // Mean and InvStdDev keep the normalized axes with size 1, in the stash type (float32 by default).
+      if (!x?.dims) return same();
+      const axis = normAxis(intAttr(n, "axis", -1), x.dims.length);
+      const stash = intAttr(n, "stash_type", DataType.FLOAT);
+      const stat: Info = { type: stash, dims: x.dims.map((d, i) => (i < axis ? d : 1)) };
+      return [...same(), stat, stat];
+    }
     case "Dropout":
       return x
         ? [
@@ -247,6 +261,7 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
     case "Mul":
     case "Div":
     case "Pow":
+    case "PRelu":
     case "Max":
     case "Min":
     case "Sum":

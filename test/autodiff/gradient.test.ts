@@ -69,8 +69,9 @@ describe("gradientGraph", () => {
 
   it("an op without a rule is fine off the path from the parameters to the loss", async () => {
     const g = new TinyGraph("float32", [3], 1);
-    const x = g.node("Erf", ["x"]);
+    const x = g.node("Sinh", ["x"]);
     const proto = g.build(g.node("Mul", [x, g.param([3])]), 3);
+    proto.graph.valueInfo.push({ name: x, elemType: g.type, shape: ["N", 3] });
     const runner = await openRunner(proto, g);
     try {
       expect((await checkGradients(runner)).excess).toBe(0);
@@ -83,19 +84,11 @@ describe("gradientGraph", () => {
 describe("gradientGraph errors", () => {
   it("names the op and node that has no gradient rule", () => {
     const g = new TinyGraph("float64", [3], 1);
-    const proto = g.build(g.node("Erf", [g.node("Mul", ["x", g.param([3])])]), 3);
+    const y = g.node("Sinh", [g.node("Mul", ["x", g.param([3])])]);
+    const proto = g.build(y, 3);
+    proto.graph.valueInfo.push({ name: y, elemType: g.type, shape: ["N", 3] });
     expect(() => gradientGraph(proto, { trainable: g.trainable })).toThrow(
-      /no gradient rule for Erf node 'erf\d+'.*ops with rules: .*Conv/,
-    );
-  });
-
-  it("refuses a gradient through Gather of a parameter (an embedding) by name", () => {
-    const g = new TinyGraph("float64", [3], 1);
-    const table = g.param([4, 3]);
-    const rows = g.node("Gather", [table, g.i64([0, 2, 3, 1])], { axis: 0 });
-    const y = g.node("Add", ["x", g.node("ReduceSum", [rows, g.i64([0])], { keepdims: 1 })]);
-    expect(() => gradientGraph(g.build(y, 3), { trainable: g.trainable })).toThrow(
-      /no gradient rule for Gather node/,
+      /no gradient rule for Sinh node 'sinh\d+'.*ops with rules: .*Conv/,
     );
   });
 

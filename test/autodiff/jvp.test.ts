@@ -385,9 +385,9 @@ describe("jvpGraph", () => {
 
   it("names the op and node without a forward-mode rule, and checks seeds and outputs", () => {
     const g = new TinyGraph("float64", [3], 1);
-    const proto = g.build(g.node("Erf", [g.node("Mul", ["x", g.param([3])])]), 3);
+    const proto = g.build(g.node("Sinh", [g.node("Mul", ["x", g.param([3])])]), 3);
     expect(() => jvpGraph(proto, { seeds: g.trainable, outputs: [logitsOf(proto)] })).toThrow(
-      /no forward-mode rule for Erf node 'erf\d+'.*ops with rules: .*Conv/,
+      /no forward-mode rule for Sinh node 'sinh\d+'.*ops with rules: .*Conv/,
     );
     expect(() => jvpGraph(proto, { seeds: ["nope"], outputs: [] })).toThrow(
       /seed 'nope' is neither a graph input nor an initializer/,
