@@ -3,20 +3,16 @@
 // conventions at kinks and ties (see there). Internal to src/autodiff. Imports from jvp.ts must
 // stay type-only (jvp.ts imports this file).
 
-import { attr, type Node } from "../onnx/proto.ts";
+import type { Node } from "../onnx/proto.ts";
 import {
   clipBounds,
   clipMasks,
-  erfSlope,
-  hardSwishSlope,
   reducedAxes,
-  SELU_ALPHA,
-  SELU_GAMMA,
+  SLOPE_TIMES,
+  type SlopeTimes,
   tieWeights,
 } from "./_rules-activations.ts";
 import type { JvpArgs, JvpRule } from "./jvp.ts";
-
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
 
 function fail(node: Node, why: string): never {
   throw new Error(`jvpGraph(): ${node.opType} node '${node.name}': ${why}`);
@@ -32,46 +28,10 @@ function total(a: JvpArgs, terms: (string | undefined)[]): string | undefined {
   return a.e.op(t.length === 2 ? "Add" : "Sum", t);
 }
 
-/** dy = f'(x) dx, with f' built from the node's input and output. */
-function chain(slope: (a: JvpArgs, x: string, y: string) => string): JvpRule {
-  return (a) => {
-    const { node } = a;
-    return [a.e.op("Mul", [a.dx[0]!, slope(a, node.inputs[0]!, node.outputs[0]!)])];
-  };
-}
-
-const erf = chain((a, x) => erfSlope(a.e, (v) => scalarLike(a, v, x), x));
-const softplus = chain((a, x) => a.e.op("Sigmoid", [x]));
-const hardSwish = chain((a, x) => hardSwishSlope(a.e, (v) => scalarLike(a, v, x), x));
-
-const elu: JvpRule = (a) => {
-  const { e, node } = a;
-  const [x, y, t] = [node.inputs[0]!, node.outputs[0]!, a.dx[0]!];
-  const alpha = floatAttr(node, "alpha", 1);
-  const neg = e.op("Mul", [t, e.op("Add", [y, scalarLike(a, alpha, y)])]);
-  return [e.op("Where", [e.op("Greater", [x, scalarLike(a, 0, x)]), t, neg])];
-};
-
-const selu: JvpRule = (a) => {
-  const { e, node } = a;
-  const [x, y, t] = [node.inputs[0]!, node.outputs[0]!, a.dx[0]!];
-  const alpha = floatAttr(node, "alpha", SELU_ALPHA);
-  const gamma = floatAttr(node, "gamma", SELU_GAMMA);
-  const pos = e.op("Mul", [t, scalarLike(a, gamma, y)]);
-  const neg = e.op("Mul", [t, e.op("Add", [y, scalarLike(a, alpha * gamma, y)])]);
-  return [e.op("Where", [e.op("Greater", [x, scalarLike(a, 0, x)]), pos, neg])];
-};
-
-const hardSigmoid: JvpRule = (a) => {
-  const { e, node } = a;
-  const [y, t] = [node.outputs[0]!, a.dx[0]!];
-  const alpha = floatAttr(node, "alpha", 0.2);
-  const inside = e.op("And", [
-    e.op("Greater", [y, scalarLike(a, 0, y)]),
-    e.op("Less", [y, scalarLike(a, 1, y)]),
-  ]);
-  return [e.op("Where", [inside, e.op("Mul", [t, scalarLike(a, alpha, y)]), scalarLike(a, 0, y)])];
-};
+/** The forward rule of a unary elementwise op: dy = f'(x) dx (the same map as the reverse rule's). */
+const unary =
+  (f: SlopeTimes): JvpRule =>
+  (a) => [f(a.e, a.node, a.dx[0]!, (v, like) => scalarLike(a, v, like))];
 
 const prelu: JvpRule = (a) => {
   // dy = x > 0 ? dx : slope dx + x dslope (each term broadcast to the output's shape by Where)
@@ -161,18 +121,13 @@ const reduceExtremum: JvpRule = (a) => {
   return [e.op("Div", [e.reduceSum(weighted, axes, keep), e.reduceSum(eq, axes, keep)])];
 };
 
-/** Forward-mode rules of this file, by op type (Abs and Reciprocal are in jvp.ts). */
+/** Forward-mode rules of this file, by op type (jvp.ts's own Abs and Reciprocal rules take precedence). */
 export const ACTIVATIONS_JVP_RULES: Readonly<Record<string, JvpRule>> = {
   Clip: clip,
   Max: extremum,
   Min: extremum,
   Pow: pow,
-  Erf: erf,
-  Softplus: softplus,
-  Elu: elu,
-  Selu: selu,
-  HardSigmoid: hardSigmoid,
-  HardSwish: hardSwish,
+  ...Object.fromEntries(Object.entries(SLOPE_TIMES).map(([op, f]) => [op, unary(f)])),
   PRelu: prelu,
   GlobalMaxPool: reduceExtremum,
   ReduceMax: reduceExtremum,

@@ -52,62 +52,25 @@ function pass(a: RuleArgs, mask: string, g: string, like: string): string {
   return a.e.op("Where", [mask, g, scalarLike(a, 0, like)]);
 }
 
-// ------------------------------------------------------------------ smooth elementwise
+// ------------------------------------------------------------------ unary elementwise
 
-/** dx = dy * f'(x), with f' built from the node's input and output. */
-function chain(slope: (a: RuleArgs, x: string, y: string) => string): Rule {
-  return (a) => {
-    const { node } = a;
-    return [a.e.op("Mul", [a.dy[0]!, slope(a, node.inputs[0]!, node.outputs[0]!)])];
-  };
-}
+/**
+ * A unary elementwise op's derivative applied to `g`: f'(x) g. The same map serves a gradient
+ * (reverse mode) and a tangent (forward mode, _jvp-activations.ts), so the two modes share the
+ * conventions at kinks. `scalar(v, like)` is a constant of the element type of `like`.
+ */
+export type SlopeTimes = (
+  e: Emitter,
+  node: Node,
+  g: string,
+  scalar: (v: number, like: string) => string,
+) => string;
 
 /** erf'(x) = 2 / sqrt(pi) exp(-x^2). */
 export function erfSlope(e: Emitter, scalar: (v: number) => string, x: string): string {
   const gauss = e.op("Exp", [e.op("Neg", [e.op("Mul", [x, x])])]);
   return e.op("Mul", [gauss, scalar(2 / Math.sqrt(Math.PI))]);
 }
-
-const erf = chain((a, x) => erfSlope(a.e, (v) => scalarLike(a, v, x), x));
-const abs = chain((a, x) => a.e.op("Sign", [x]));
-// d(1/x) = -1/x^2 = -y^2
-const reciprocal = chain((a, _x, y) => a.e.op("Neg", [a.e.op("Mul", [y, y])]));
-// softplus'(x) = sigmoid(x)
-const softplus = chain((a, x) => a.e.op("Sigmoid", [x]));
-
-// ------------------------------------------------------------------ piecewise elementwise
-
-/** Elu: 1 for x > 0, alpha exp(x) = y + alpha otherwise. */
-const elu: Rule = (a) => {
-  const { e, node } = a;
-  const [x, y, g] = [node.inputs[0]!, node.outputs[0]!, a.dy[0]!];
-  const alpha = floatAttr(node, "alpha", 1);
-  const neg = e.op("Mul", [g, e.op("Add", [y, scalarLike(a, alpha, y)])]);
-  return [e.op("Where", [e.op("Greater", [x, scalarLike(a, 0, x)]), g, neg])];
-};
-
-/** Selu: gamma for x > 0, gamma alpha exp(x) = y + gamma alpha otherwise. */
-const selu: Rule = (a) => {
-  const { e, node } = a;
-  const [x, y, g] = [node.inputs[0]!, node.outputs[0]!, a.dy[0]!];
-  const alpha = floatAttr(node, "alpha", SELU_ALPHA);
-  const gamma = floatAttr(node, "gamma", SELU_GAMMA);
-  const pos = e.op("Mul", [g, scalarLike(a, gamma, y)]);
-  const neg = e.op("Mul", [g, e.op("Add", [y, scalarLike(a, alpha * gamma, y)])]);
-  return [e.op("Where", [e.op("Greater", [x, scalarLike(a, 0, x)]), pos, neg])];
-};
-
-/** HardSigmoid y = clamp(alpha x + beta, 0, 1): alpha strictly inside, read off the output. */
-const hardSigmoid: Rule = (a) => {
-  const { e, node } = a;
-  const [y, g] = [node.outputs[0]!, a.dy[0]!];
-  const alpha = floatAttr(node, "alpha", 0.2);
-  const inside = e.op("And", [
-    e.op("Greater", [y, scalarLike(a, 0, y)]),
-    e.op("Less", [y, scalarLike(a, 1, y)]),
-  ]);
-  return [pass(a, inside, e.op("Mul", [g, scalarLike(a, alpha, y)]), y)];
-};
 
 /** HardSwish y = x clamp(x/6 + 1/2, 0, 1): 0 below -3, 1 above 3, x/3 + 1/2 on [-3, 3]. */
 export function hardSwishSlope(e: Emitter, scalar: (v: number) => string, x: string): string {
@@ -116,7 +79,45 @@ export function hardSwishSlope(e: Emitter, scalar: (v: number) => string, x: str
   return e.op("Where", [e.op("Less", [x, scalar(-3)]), scalar(0), upper]);
 }
 
-const hardSwish = chain((a, x) => hardSwishSlope(a.e, (v) => scalarLike(a, v, x), x));
+/** f'(x) g of the unary elementwise ops of this file, by op type. */
+export const SLOPE_TIMES: Readonly<Record<string, SlopeTimes>> = {
+  Erf: (e, n, g, s) => e.op("Mul", [g, erfSlope(e, (v) => s(v, n.inputs[0]!), n.inputs[0]!)]),
+  // softplus'(x) = sigmoid(x)
+  Softplus: (e, n, g) => e.op("Mul", [g, e.op("Sigmoid", [n.inputs[0]!])]),
+  HardSwish: (e, n, g, s) => e.op("Mul", [g, hardSwishSlope(e, (v) => s(v, n.inputs[0]!), n.inputs[0]!)]),
+  Abs: (e, n, g) => e.op("Mul", [g, e.op("Sign", [n.inputs[0]!])]),
+  // d(1/x) = -1/x^2 = -y^2
+  Reciprocal: (e, n, g) => {
+    const y = n.outputs[0]!;
+    return e.op("Mul", [g, e.op("Neg", [e.op("Mul", [y, y])])]);
+  },
+  // Elu: 1 for x > 0, alpha exp(x) = y + alpha otherwise.
+  Elu: (e, n, g, s) => {
+    const [x, y] = [n.inputs[0]!, n.outputs[0]!];
+    const neg = e.op("Mul", [g, e.op("Add", [y, s(floatAttr(n, "alpha", 1), y)])]);
+    return e.op("Where", [e.op("Greater", [x, s(0, x)]), g, neg]);
+  },
+  // Selu: gamma for x > 0, gamma alpha exp(x) = y + gamma alpha otherwise.
+  Selu: (e, n, g, s) => {
+    const [x, y] = [n.inputs[0]!, n.outputs[0]!];
+    const alpha = floatAttr(n, "alpha", SELU_ALPHA);
+    const gamma = floatAttr(n, "gamma", SELU_GAMMA);
+    const pos = e.op("Mul", [g, s(gamma, y)]);
+    const neg = e.op("Mul", [g, e.op("Add", [y, s(alpha * gamma, y)])]);
+    return e.op("Where", [e.op("Greater", [x, s(0, x)]), pos, neg]);
+  },
+  // HardSigmoid y = clamp(alpha x + beta, 0, 1): alpha strictly inside, read off the output.
+  HardSigmoid: (e, n, g, s) => {
+    const y = n.outputs[0]!;
+    const inside = e.op("And", [e.op("Greater", [y, s(0, y)]), e.op("Less", [y, s(1, y)])]);
+    return e.op("Where", [inside, e.op("Mul", [g, s(floatAttr(n, "alpha", 0.2), y)]), s(0, y)]);
+  },
+};
+
+/** The reverse rule of a unary elementwise op: dx = f'(x) dy. */
+const unary =
+  (f: SlopeTimes): Rule =>
+  (a) => [f(a.e, a.node, a.dy[0]!, (v, like) => scalarLike(a, v, like))];
 
 /** PRelu y = x > 0 ? x : slope x, slope broadcast to x (e.g. [C, 1, 1]). */
 const prelu: Rule = (a) => {
@@ -297,14 +298,7 @@ export const ACTIVATIONS_RULES: Readonly<Record<string, Rule>> = {
   Max: extremum,
   Min: extremum,
   Pow: pow,
-  Erf: erf,
-  Abs: abs,
-  Reciprocal: reciprocal,
-  Softplus: softplus,
-  Elu: elu,
-  Selu: selu,
-  HardSigmoid: hardSigmoid,
-  HardSwish: hardSwish,
+  ...Object.fromEntries(Object.entries(SLOPE_TIMES).map(([op, f]) => [op, unary(f)])),
   PRelu: prelu,
   GlobalMaxPool: reduceExtremum,
   ReduceMax: reduceExtremum,

@@ -546,6 +546,20 @@ const conv: Rule = (a) => {
     const padSpatial = (t: string): string =>
       e.pad(t, [0, 0, ...geo.pads.slice(0, s), 0, 0, ...geo.pads.slice(s)]);
     const mode = group === 1 || f.convWeight === "im2col-conv" ? f.convWeight : "im2col-batched";
+    // A Conv over transposed tensors yields dW over every offset the stride leaves room for;
+    // keep the kernel's.
+    const cropToKernel = (c: string): string => {
+      const full = range(0, s).map(
+        (i) =>
+          Math.floor(
+            (spatial[i]! + geo.pads[i]! + geo.pads[i + s]! - geo.strides[i]! * (out[i]! - 1) - 1) /
+              geo.dilations[i]!,
+          ) + 1,
+      );
+      return full.some((v, i) => v !== kernel[i])
+        ? e.slice(c, new Array<number>(s).fill(0), kernel, range(2, r))
+        : c;
+    };
     const B = e.convBlock;
     const N = xDims[0];
     if (
@@ -570,17 +584,7 @@ const conv: Rule = (a) => {
         dilations: geo.strides,
         pads: geo.pads,
       });
-      let c = e.nchwc("ReorderOutput", [y], { channels: K });
-      const full = range(0, s).map(
-        (i) =>
-          Math.floor(
-            (spatial[i]! + geo.pads[i]! + geo.pads[i + s]! - geo.strides[i]! * (out[i]! - 1) - 1) /
-              geo.dilations[i]!,
-          ) + 1,
-      );
-      if (full.some((v, i) => v !== kernel[i])) {
-        c = e.slice(c, new Array<number>(s).fill(0), kernel, range(2, r));
-      }
+      const c = cropToKernel(e.nchwc("ReorderOutput", [y], { channels: K }));
       gw = e.transpose(c, [1, 0, 2, 3]);
     } else if (mode === "im2col-conv") {
       // Patches from a Conv of each channel with one-hot kernels (ORT does the im2col in C++):
@@ -627,23 +631,13 @@ const conv: Rule = (a) => {
       // Conv over transposed tensors: x^T [C, N, ...] with dY^T [K, N, ...] as the kernel.
       const xt = e.transpose(x, [1, 0, ...range(2, r)]);
       const gt = e.transpose(g, [1, 0, ...range(2, r)]);
-      let c = e.op("Conv", [xt, gt], {
+      const c = e.op("Conv", [xt, gt], {
         kernel_shape: out,
         strides: geo.dilations,
         dilations: geo.strides,
         pads: geo.pads,
       });
-      const full = range(0, s).map(
-        (i) =>
-          Math.floor(
-            (spatial[i]! + geo.pads[i]! + geo.pads[i + s]! - geo.strides[i]! * (out[i]! - 1) - 1) /
-              geo.dilations[i]!,
-          ) + 1,
-      );
-      if (full.some((v, i) => v !== kernel[i])) {
-        c = e.slice(c, new Array<number>(s).fill(0), kernel, range(2, r));
-      }
-      gw = e.transpose(c, [1, 0, ...range(2, r)]);
+      gw = e.transpose(cropToKernel(c), [1, 0, ...range(2, r)]);
     }
   }
   if (b && needs[2]) gb = e.reshape(e.channelSum(g, r), [-1]);

@@ -11,19 +11,9 @@ import { nchwcBlockSize } from "../../src/autodiff/nchwc.ts";
 import { createGradientSession, type GradientStep } from "../../src/autodiff/session.ts";
 import { Random } from "../../src/core/random.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
+import { relativeError } from "../helpers.ts";
 
 const block = await nchwcBlockSize();
-
-/** Largest |a - b| over max |b| (0 for equal arrays). */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
 
 function expectSameStep(blocked: GradientStep, plain: GradientStep): void {
   expect(Math.abs(blocked.loss - plain.loss)).toBeLessThan(1e-5 * Math.abs(plain.loss));

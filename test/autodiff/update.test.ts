@@ -13,17 +13,7 @@ import {
 import { Random } from "../../src/core/random.ts";
 import { isTrainable } from "../../src/model/model.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
-
-/** Largest |a - b| over max |b| (the difference itself where b is all zeros). */
-function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
+import { relativeError } from "../helpers.ts";
 
 describe("in-graph optimizer updates", () => {
   const model = zooModel("cnn", { inputShape: [1, 28, 28], seed: 3 });
