@@ -11,12 +11,12 @@ import { readSurface } from "../../src/formats/surface-file.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
 import { tempDir } from "../helpers.ts";
 
-const ENTRY = new URL("./_cli.ts", import.meta.url).pathname;
+const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
 const { dir, cleanup } = tempDir("losscape-hessian-cli-");
 afterAll(cleanup);
 
 function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", ENTRY, "hessian", ...args], {
+  const r = spawnSync(process.execPath, [BIN, "hessian", ...args], {
     encoding: "utf8",
     env: { ...process.env, CI: "true" },
   });
