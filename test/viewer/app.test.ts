@@ -41,16 +41,21 @@ describe("contour lines", () => {
     const z = field(x, y, (a, b) => 2 * a + 3 * b);
     const levels = contourLevels(-8, 8, 7);
     const { x: px, y: py } = contourPaths(z, x, y, levels);
-    expect(px.length).toBeGreaterThan(0);
-    // Segments are (p, q, null) triples; each belongs to one level, in order.
-    let segment = 0;
-    for (let k = 0; k < px.length; k += 3) {
-      expect(px[k + 2]).toBeNull();
-      const values = [2 * px[k]! + 3 * py[k]!, 2 * px[k + 1]! + 3 * py[k + 1]!];
-      expect(levels.some((l) => values.every((v) => Math.abs(v - l) < 1e-12))).toBe(true);
-      segment++;
+    // Polylines separated by nulls; all points of a line are on one level.
+    const lines: number[][] = [[]];
+    for (let k = 0; k < px.length; k++) {
+      if (px[k] === null) {
+        expect(py[k]).toBeNull();
+        lines.push([]);
+      } else lines.at(-1)!.push(2 * px[k]! + 3 * py[k]!);
     }
-    expect(segment).toBe(px.length / 3);
+    lines.pop();
+    // A plane's level sets are straight lines across the grid: one polyline per level in range.
+    expect(lines.length).toBe(levels.filter((l) => l > -8 && l < 8).length);
+    for (const values of lines) {
+      expect(values.length).toBeGreaterThanOrEqual(2);
+      expect(levels.some((l) => values.every((v) => Math.abs(v - l) < 1e-12))).toBe(true);
+    }
   });
 
   test("a saddle cell gives two segments, decided by the cell's mean", () => {
