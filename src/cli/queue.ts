@@ -53,7 +53,13 @@ export function queueOptions<A extends unknown[], O extends OptionValues, G exte
     )
     .option("--queue-name <name>", "queue the workers serve", DEFAULT_NAME)
     .option("--chunk <points>", "grid points per queued job", positiveInt("--chunk"), 1)
-    .option("--detach", "submit and exit; collect later with 'losscape collect'");
+    .option("--detach", "submit and exit; collect later with 'losscape collect'")
+    .option(
+      "--collector-lock-seconds <s>",
+      "seconds a collector's hold on the surface lasts without renewal; a second collector waits this long, then stops",
+      positiveNumber("--collector-lock-seconds"),
+      15,
+    );
 }
 
 /** What `runQueuedSurface` needs from the surface command's options. */
@@ -74,6 +80,7 @@ export interface QueuedSurfaceFlags {
   queueName: string;
   chunk: number;
   detach?: true;
+  collectorLockSeconds: number;
 }
 
 /**
@@ -126,10 +133,16 @@ export async function runQueuedSurface(
     console.log(`collect with: ${collectHint(target, job.path)}`);
     return undefined;
   }
-  return collect(target, job.path, o.flush, false);
+  return collect(target, job.path, o.flush, false, o.collectorLockSeconds);
 }
 
-async function collect(target: QueueTarget, path: string, flush: number, requeue: boolean): Promise<Surface> {
+async function collect(
+  target: QueueTarget,
+  path: string,
+  flush: number,
+  requeue: boolean,
+  lockSeconds: number,
+): Promise<Surface> {
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);
@@ -141,6 +154,7 @@ async function collect(target: QueueTarget, path: string, flush: number, requeue
     const r = await collectSurface(target, path, {
       flushSeconds: flush,
       requeue,
+      lockSeconds,
       signal: abort.signal,
       log: (line) => console.error(line),
       onProgress: (done, total) => {
@@ -221,9 +235,15 @@ export function registerQueueCommands(program: Command): void {
     .requiredOption("--queue <url>", `Redis URL (password also from $${PASSWORD_ENV})`)
     .option("--queue-name <name>", "queue the surface was submitted to", DEFAULT_NAME)
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
+    .option(
+      "--collector-lock-seconds <s>",
+      "seconds a collector's hold on the surface lasts without renewal; a second collector waits this long, then stops",
+      positiveNumber("--collector-lock-seconds"),
+      15,
+    )
     .action(async (file, o) => {
       const target: QueueTarget = { connection: connectionOf(o.queue), name: queueName(o.queueName) };
-      await collect(target, file, o.flush, true);
+      await collect(target, file, o.flush, true, o.collectorLockSeconds);
       console.log(`see it with: losscape inspect ${file}`);
     });
 }

@@ -11,9 +11,16 @@ export const DEFAULT_QUEUE_NAME = "surfaces";
 export const DEFAULT_PREFIX = "losscape";
 
 /** Redis keys of one plan. BullMQ's own keys are `<prefix>:<name>:<type or job id>`; job ids never contain ':'. */
-export function planKeys(target: QueueTarget, plan: string): { plan: string; results: string } {
+export function planKeys(
+  target: QueueTarget,
+  plan: string,
+): { plan: string; results: string; collector: string } {
   const base = `${target.prefix ?? DEFAULT_PREFIX}:${target.name ?? DEFAULT_QUEUE_NAME}`;
-  return { plan: `${base}:plan:${plan}`, results: `${base}:results:${plan}` };
+  return {
+    plan: `${base}:plan:${plan}`,
+    results: `${base}:results:${plan}`,
+    collector: `${base}:collector:${plan}`,
+  };
 }
 
 /** Checks a queue name the way BullMQ will, with a message that names the option. */

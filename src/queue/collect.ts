@@ -4,6 +4,8 @@
 // collector killed at any moment loses nothing: the next one replays what the
 // file lacks. Points already done are never overwritten (duplicates ignored).
 
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { gridSize, inShard, parseShard, type Shard } from "../core/grid.ts";
 import { readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
 import {
@@ -37,6 +39,12 @@ export interface CollectOptions {
   signal?: AbortSignal;
   /** Queue jobs for the missing points before collecting (default true; false right after `submitSurface`). */
   requeue?: boolean;
+  /**
+   * Seconds the collector's hold on the surface lasts without renewal (default 15; renewed every third of it).
+   * Only one collector per surface runs: another one waits this long for the hold to expire (a killed collector's
+   * does), then gives up with an error.
+   */
+  lockSeconds?: number;
 }
 
 /** What `collectSurface` did. */
@@ -109,7 +117,13 @@ export async function collectSurface(
     log = () => {},
     signal,
     requeue = true,
+    lockSeconds = 15,
   } = options;
+  if (!(Number.isFinite(lockSeconds) && lockSeconds > 0)) {
+    throw new Error(
+      `collectSurface(): 'lockSeconds' must be a positive number of seconds, got ${lockSeconds}`,
+    );
+  }
   const surface = readSurface(path);
   const { id, plan, chunk, name } = planOfFile(path, surface);
   if ((target.name ?? DEFAULT_QUEUE_NAME) !== name) {
@@ -141,6 +155,14 @@ export async function collectSurface(
     client.disconnect();
     throw e;
   });
+  let hold: CollectorHold;
+  try {
+    hold = await holdCollector(client, keys.collector, lockSeconds, path, id, log);
+  } catch (e) {
+    client.disconnect();
+    reader.disconnect();
+    throw e;
+  }
   const queue = openQueue(target);
   let received = 0;
   let duplicates = 0;
@@ -172,6 +194,12 @@ export async function collectSurface(
     };
 
     while (done < total) {
+      if (hold.lost()) {
+        await flush();
+        throw new Error(
+          `another collector took over '${path}' (plan ${id}) after this one did not renew its hold for ${lockSeconds} s; ${done} of ${total} points are in the file`,
+        );
+      }
       if (signal?.aborted) {
         await flush();
         throw new Error(
@@ -261,10 +289,69 @@ export async function collectSurface(
     if (dirty) writeSurface(path, surface);
     throw e;
   } finally {
+    await hold.release();
     await queue.close();
     client.disconnect();
     reader.disconnect();
   }
+}
+
+/** A collector's hold on a surface (a Redis key with an expiry, renewed in the background). */
+interface CollectorHold {
+  /** Whether the hold expired and someone else took it. */
+  lost(): boolean;
+  /** Stops renewing and deletes the key if it is still ours. */
+  release(): Promise<void>;
+}
+
+const RENEW = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) else return 0 end`;
+const RELEASE = `if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`;
+
+/**
+ * Takes the collector's hold on a plan, waiting up to `lockSeconds` (plus a second) for a previous holder's to
+ * expire; throws when another collector keeps renewing it.
+ */
+async function holdCollector(
+  client: Awaited<ReturnType<typeof connectRedis>>,
+  key: string,
+  lockSeconds: number,
+  path: string,
+  id: string,
+  log: (line: string) => void,
+): Promise<CollectorHold> {
+  const token = `${hostname()}:${process.pid}:${randomBytes(6).toString("hex")}`;
+  const ttl = Math.ceil(lockSeconds * 1000);
+  const deadline = performance.now() + ttl + 1000;
+  let waited = false;
+  for (;;) {
+    if ((await client.set(key, token, "PX", ttl, "NX")) === "OK") break;
+    if (performance.now() > deadline) {
+      const holder = (await client.get(key)) ?? "?";
+      throw new Error(
+        `another collector is collecting '${path}' (plan ${id}, held by ${holder}); only one collector per surface can run: wait for it to finish or stop it (a killed collector's hold expires within ${lockSeconds} s)`,
+      );
+    }
+    if (!waited) log(`waiting up to ${lockSeconds} s for another collector's hold on '${path}' to end`);
+    waited = true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  let lost = false;
+  const timer = setInterval(() => {
+    client.eval(RENEW, 1, key, token, String(ttl)).then(
+      (r) => {
+        if (r === 0) lost = true;
+      },
+      () => {}, // a failed renewal is retried on the next tick; Redis errors surface in the main loop
+    );
+  }, ttl / 3);
+  timer.unref();
+  return {
+    lost: () => lost,
+    async release() {
+      clearInterval(timer);
+      await client.eval(RELEASE, 1, key, token).catch(() => {});
+    },
+  };
 }
 
 /**

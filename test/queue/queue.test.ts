@@ -122,7 +122,7 @@ async function until(condition: () => boolean, what: string, detail = () => "", 
 async function planKeysLeft(url: string): Promise<string[]> {
   const client = new Redis(url);
   try {
-    return (await client.keys("losscape:*")).filter((k) => /:(plan|results):/.test(k));
+    return (await client.keys("losscape:*")).filter((k) => /:(plan|results|collector):/.test(k));
   } finally {
     client.disconnect();
   }
@@ -242,7 +242,11 @@ describe("surfaces on a queue", () => {
     });
     // Its own queue: a duplicate job of the same plan left by the previous test must not count here.
     const first = track(
-      cli([...surfaceArgs(out), "--queue", redis.url, "--queue-name", "restart", "--flush", "0.1"]),
+      cli([
+        ...surfaceArgs(out),
+        ...["--queue", redis.url, "--queue-name", "restart", "--flush", "0.1"],
+        ...["--collector-lock-seconds", "1"],
+      ]),
     );
     await first.waitFor(/submitted 25 point\(s\)/);
     const points = () => readSurface(out).done.reduce((a, b) => a + b, 0);
@@ -269,15 +273,43 @@ describe("surfaces on a queue", () => {
     client.disconnect();
 
     const logs: string[] = [];
-    const second = collectSurface(target("restart"), out, { flushSeconds: 0.1, log: (l) => logs.push(l) });
-    await until(() => logs.length > 0, "the collector to start");
-    expect(logs[0]).toMatch(/resuming: 10 of 25 points are in/);
+    const second = collectSurface(target("restart"), out, {
+      flushSeconds: 0.1,
+      lockSeconds: 1,
+      log: (l) => logs.push(l),
+    });
+    // The killed collector's hold expires within its 1 s; then this one resumes.
+    await until(() => logs.some((l) => /resuming/.test(l)), "the collector to start");
+    expect(logs.find((l) => /resuming/.test(l))).toMatch(/resuming: 10 of 25 points are in/);
     allow(Number.POSITIVE_INFINITY);
     const r = await second;
     await worker.close();
     expect(r.received).toBe(15);
     // The forged one, and results the killed collector wrote but had not yet deleted from Redis.
     expect(r.duplicates).toBeGreaterThanOrEqual(1);
+    expectIdentical(readSurface(out), reference);
+    expect(await planKeysLeft(redis.url)).toEqual([]);
+  });
+
+  it("only one collector per surface: a second one waits for the hold, then stops naming the first; the first finishes", async () => {
+    const out = join(dir, "two-collectors.h5");
+    const t = target("two");
+    await submitSurface(t, queuedJob(out));
+    const logs: string[] = [];
+    const first = collectSurface(t, out, { flushSeconds: 0.1, lockSeconds: 1, requeue: false });
+    // Let the first take its hold, then start a second on the same file.
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    await expect(collectSurface(t, out, { lockSeconds: 1, log: (l) => logs.push(l) })).rejects.toThrow(
+      /another collector is collecting '.*two-collectors\.h5' \(plan \w+, held by [^)]+\); only one collector per surface can run/,
+    );
+    // It waited for a killed holder's hold to expire (1 s) before giving up.
+    expect(performance.now() - t0).toBeGreaterThan(1000);
+    expect(logs.join("\n")).toMatch(/waiting up to 1 s for another collector's hold/);
+    const worker = await startSurfaceWorker(t, { threads: 1 });
+    const r = await first;
+    await worker.close();
+    expect(r.received).toBe(25);
     expectIdentical(readSurface(out), reference);
     expect(await planKeysLeft(redis.url)).toEqual([]);
   });
