@@ -333,7 +333,8 @@ export function composeMap(
     description: string;
     content: readonly string[];
     overlay?: readonly string[];
-    colorbar?: ColorbarSpec;
+    /** The color scale, drawn as a bar where the layout has room for one (L.bar). */
+    colorbar?: Omit<ColorbarSpec, "rect" | "gradientId">;
     legend?: LegendItem[];
   },
 ): string {
@@ -344,8 +345,8 @@ export function composeMap(
   body.push(axis("bottom", L.xs, L.plot.y + L.plot.height, { label: o.xlabel }));
   body.push(axis("left", L.ys, L.plot.x, { label: o.ylabel }));
   body.push(title(o.title, L.plot, L.width));
-  if (parts.colorbar) {
-    const [d, b] = parts.colorbar ? colorbar(parts.colorbar) : ["", ""];
+  if (parts.colorbar && L.bar) {
+    const [d, b] = colorbar({ ...parts.colorbar, rect: L.bar, gradientId: L.id("gradient") });
     if (d) defs.push(d);
     body.push(b);
   }

@@ -192,20 +192,14 @@ export function contourFigure(field: Field2D, options: ContourOptions = {}): str
   return composeMap(L, options, {
     description: `contour lines${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
     content,
-    ...(L.bar
-      ? {
-          colorbar: {
-            rect: L.bar,
-            min: lo,
-            max: hi,
-            log,
-            color: cmap,
-            lines: levels,
-            label: options.colorLabel,
-            gradientId: L.id("gradient"),
-          },
-        }
-      : {}),
+    colorbar: {
+      min: lo,
+      max: hi,
+      log,
+      color: cmap,
+      lines: levels,
+      label: options.colorLabel,
+    },
     legend: miss ? missingItems(miss) : [],
   });
 }
@@ -277,21 +271,15 @@ export function filledContourFigure(field: Field2D, options: FilledContourOption
   return composeMap(L, options, {
     description: `filled contours${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
     content,
-    ...(L.bar
-      ? {
-          colorbar: {
-            rect: L.bar,
-            min: lo,
-            max: hi,
-            log,
-            color: cmap,
-            ...(levels.length >= 2 ? { bands: levels } : {}),
-            extend: { low: p.min < levels[0]!, high: p.max > levels[levels.length - 1]! },
-            label: options.colorLabel,
-            gradientId: L.id("gradient"),
-          },
-        }
-      : {}),
+    colorbar: {
+      min: lo,
+      max: hi,
+      log,
+      color: cmap,
+      ...(levels.length >= 2 ? { bands: levels } : {}),
+      extend: { low: p.min < levels[0]!, high: p.max > levels[levels.length - 1]! },
+      label: options.colorLabel,
+    },
     legend: miss ? missingItems(miss) : [],
   });
 }
@@ -468,20 +456,14 @@ export function trajectoryFigure(
   return composeMap(L, options, {
     description: `optimization path on contour lines${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
     content,
-    ...(L.bar
-      ? {
-          colorbar: {
-            rect: L.bar,
-            min: lo,
-            max: hi,
-            log,
-            color: cmap,
-            lines: levels,
-            label: options.colorLabel,
-            gradientId: L.id("gradient"),
-          },
-        }
-      : {}),
+    colorbar: {
+      min: lo,
+      max: hi,
+      log,
+      color: cmap,
+      lines: levels,
+      label: options.colorLabel,
+    },
     legend,
   });
 }

@@ -58,19 +58,13 @@ function heatmap(where: string, role: ColormapRole, field: Field2D, options: Hea
   return composeMap(L, options, {
     description: `heat map${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
     content: [el("g", { class: "cells", "shape-rendering": "crispEdges" }, cells), miss?.svg ?? ""],
-    ...(L.bar
-      ? {
-          colorbar: {
-            rect: L.bar,
-            min: lo,
-            max: hi,
-            log,
-            color: cmap,
-            label: options.colorLabel,
-            gradientId: L.id("gradient"),
-          },
-        }
-      : {}),
+    colorbar: {
+      min: lo,
+      max: hi,
+      log,
+      color: cmap,
+      label: options.colorLabel,
+    },
     legend: miss ? missingItems(miss) : [],
   });
 }
