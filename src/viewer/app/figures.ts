@@ -413,16 +413,7 @@ export function curvesFigure(
       [0, "θA"],
       [1, "θB"],
     ] as const) {
-      shapes.push({
-        type: "line",
-        xref: "x",
-        yref: "paper",
-        x0: at,
-        x1: at,
-        y0: 0,
-        y1: 1,
-        line: { color: "#888", dash: "dot", width: 1 },
-      });
+      shapes.push(verticalLine(at, { color: "#888", dash: "dot", width: 1 }));
       annotations.push({
         x: at,
         y: 1,
@@ -437,16 +428,7 @@ export function curvesFigure(
   const first = curves[0];
   if (selected !== null && first !== undefined && first.x[selected] !== undefined) {
     const at = first.x[selected]!;
-    shapes.push({
-      type: "line",
-      xref: "x",
-      yref: "paper",
-      x0: at,
-      x1: at,
-      y0: 0,
-      y1: 1,
-      line: { color: SELECTED_COLOR, width: 1.5 },
-    });
+    shapes.push(verticalLine(at, { color: SELECTED_COLOR, width: 1.5 }));
   }
   let range: [number, number] | undefined;
   if (ymax !== null && Number.isFinite(lossMin)) {
@@ -560,4 +542,9 @@ export function sliceFigure({
             ],
     },
   };
+}
+
+/** A line across the whole plot height at x = `at` (a Plotly layout shape). */
+function verticalLine(at: number, line: PlotObject): PlotObject {
+  return { type: "line", xref: "x", yref: "paper", x0: at, x1: at, y0: 0, y1: 1, line };
 }
