@@ -6,7 +6,7 @@
 // of percent over minutes, which separate runs would read as a ratio.
 // Each round starts with one unmeasured step on either side (thread pools wake up) and is long
 // enough (~1 s or more) for spinning threads of the other side to have gone quiet.
-// Run: npm run bench:train [-- --threads 2 --rounds 7 --steps 5 --mlp-steps 100]
+// Run: npm run bench:train [-- --threads 2 --rounds 7 --steps 5 --mlp-steps 100 --more resnet56,vgg9]
 
 import { parseArgs } from "node:util";
 import { createGradientSession } from "../src/autodiff/session.ts";
@@ -22,11 +22,13 @@ const { values } = parseArgs({
     steps: { type: "string", default: "5" },
     "mlp-steps": { type: "string", default: "100" },
     batch: { type: "string", default: "128" },
+    /** More zoo models to measure after the two of the issue (e.g. resnet56,vgg9,wrn16-4), 3x32x32 inputs. */
+    more: { type: "string", default: "" },
   },
 });
 const threads = Number(values.threads);
 const rounds = Number(values.rounds);
-const stepsOf = { resnet20: Number(values.steps), mlp: Number(values["mlp-steps"]) };
+const more = values.more ? values.more.split(",").filter(Boolean) : [];
 const batch = Number(values.batch);
 const torchVersion = requirePeer();
 
@@ -62,7 +64,7 @@ async function ours(name: string, shape: number[], steps: number) {
 }
 
 console.log(
-  `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, ${rounds} rounds per side (ResNet-20: ${stepsOf.resnet20} steps, MLP: ${stepsOf.mlp}), alternating; medians`,
+  `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, ${rounds} rounds per side (MLP: ${values["mlp-steps"]} steps, others: ${values.steps}), alternating; medians`,
 );
 console.log(
   `peer: torch ${torchVersion}; ${PEER_SETUP.replace("no_grad, eval mode", "train mode, torch.optim.SGD")}`,
@@ -71,11 +73,13 @@ console.log("| model | losscape (samples/s) | PyTorch (samples/s) | ratio (media
 console.log("|---|---|---|---|");
 const peerScript = new URL("./torch_train.py", import.meta.url).pathname;
 let resnetRatio = 0;
-for (const [name, shape] of [
+const models: [string, number[]][] = [
   ["resnet20", [3, 32, 32]],
   ["mlp", [1, 28, 28]],
-] as const) {
-  const steps = stepsOf[name];
+  ...more.map((m): [string, number[]] => [m, [3, 32, 32]]),
+];
+for (const [name, shape] of models) {
+  const steps = Number(name === "mlp" ? values["mlp-steps"] : values.steps);
   const mine = await ours(name, [...shape], steps);
   const peer = await startPeer(
     peerScript,
