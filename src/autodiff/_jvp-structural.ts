@@ -5,12 +5,8 @@
 // src/autodiff. Imports from jvp.ts must stay type-only (jvp.ts imports this file).
 
 import { attr, DataType, type Node } from "../onnx/proto.ts";
+import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 import type { JvpArgs, JvpRule } from "./jvp.ts";
-
-const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
 
 function fail(node: Node, why: string): never {
   throw new Error(`jvpGraph(): ${node.opType} node '${node.name}': ${why}`);

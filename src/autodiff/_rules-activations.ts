@@ -19,11 +19,8 @@
 import { attr, type Node } from "../onnx/proto.ts";
 import { type Emitter, floatTypedTensor } from "./_emit.ts";
 import { type Rule, type RuleArgs, unbroadcast } from "./_rules.ts";
+import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 
-const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
 const present = (name: string | undefined): name is string => name !== undefined && name !== "";
 
 /** Largest float32, the default bounds of an attribute-form (opset < 11) Clip. */

@@ -4,7 +4,7 @@
 // by gradient.ts. Every op emitted here has a forward-mode rule (jvp.ts,
 // _jvp-structural.ts), so Hessian-vector products work through them. Internal to src/autodiff.
 
-import { attr, DataType, type Node } from "../onnx/proto.ts";
+import { attr, DataType } from "../onnx/proto.ts";
 import type { Emitter } from "./_emit.ts";
 import {
   BEFORE_START,
@@ -17,11 +17,7 @@ import {
   unbroadcast,
 } from "./_rules.ts";
 import { type Dim, sliceSpec } from "./_shapes.ts";
-
-const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
+import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 
 /** A float zero of the graph's type, as ConstantOfShape's `value`. */
 function zeroValue(e: Emitter): { t: { name: string; dims: number[]; dataType: number; raw: Uint8Array } } {

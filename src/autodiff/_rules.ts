@@ -6,6 +6,7 @@
 import { attr, DataType, type Node } from "../onnx/proto.ts";
 import type { Emitter } from "./_emit.ts";
 import { type Dim, dimProduct, type Info, windowGeometry } from "./_shapes.ts";
+import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 
 /** Alternative formulations of the costly rules (see `Formulations` in gradient.ts). */
 export interface Formulations {
@@ -54,10 +55,6 @@ export interface BatchNormSaved {
   readonly count: string;
 }
 
-const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
 /** A far-negative Slice end: with step -1 it runs through index 0. */
 export const BEFORE_START = -(2 ** 62);
 export const TO_END = 2 ** 62;

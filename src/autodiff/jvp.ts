@@ -13,6 +13,7 @@ import { ACTIVATIONS_JVP_RULES } from "./_jvp-activations.ts";
 import { STRUCTURAL_JVP_RULES } from "./_jvp-structural.ts";
 import { NON_DIFFERENTIABLE } from "./_rules.ts";
 import { broadcastDims, type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
+import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 
 /** A value and the graph name of its tangent (default `tangent:<value>`). */
 export type TangentName = string | { readonly value: string; readonly name: string };
@@ -70,10 +71,6 @@ export interface JvpArgs {
 /** Tangents of the outputs, in output order (undefined: zero). */
 export type JvpRule = (a: JvpArgs) => (string | undefined)[];
 
-const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
-const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
-const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
-const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
 const isFloat = (t: number | undefined): boolean =>
   t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16;
 

@@ -1,0 +1,17 @@
+// Small helpers shared by the reverse-mode and forward-mode rules. Imports nothing from
+// src/autodiff, so every rule file may import it. Internal to src/autodiff.
+
+import { attr, type Node } from "../onnx/proto.ts";
+
+/** An INT attribute of a node, or `fallback`. */
+export const intAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.i ?? fallback;
+
+/** A FLOAT attribute of a node, or `fallback`. */
+export const floatAttr = (n: Node, name: string, fallback: number): number => attr(n, name)?.f ?? fallback;
+
+/** [from, from + 1, ..., to - 1]. */
+export const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from }, (_, i) => from + i);
+
+/** A possibly negative axis as an index in [0, rank). */
+export const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
