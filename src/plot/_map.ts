@@ -327,14 +327,14 @@ export function hasMissing(p: Prepared): boolean {
 /** Assembles a map figure: clipped content, frame, axes, title, color bar and legend row. */
 export function composeMap(
   L: MapLayout,
-  o: FigureOptions,
+  o: FigureOptions & { colorLabel?: string },
   parts: {
-    /** What the figure shows, for its <title> when it has no title. */
+    /** What the figure shows ("heat map"), for its <title> when it has no title; " of <colorLabel>" is added. */
     description: string;
     content: readonly string[];
     overlay?: readonly string[];
-    /** The color scale, drawn as a bar where the layout has room for one (L.bar). */
-    colorbar?: Omit<ColorbarSpec, "rect" | "gradientId">;
+    /** The color scale, drawn as a bar labelled `colorLabel` where the layout has room for one (L.bar). */
+    colorbar?: Omit<ColorbarSpec, "rect" | "gradientId" | "label">;
     legend?: LegendItem[];
   },
 ): string {
@@ -346,12 +346,18 @@ export function composeMap(
   body.push(axis("left", L.ys, L.plot.x, { label: o.ylabel }));
   body.push(title(o.title, L.plot, L.width));
   if (parts.colorbar && L.bar) {
-    const [d, b] = colorbar({ ...parts.colorbar, rect: L.bar, gradientId: L.id("gradient") });
+    const [d, b] = colorbar({
+      ...parts.colorbar,
+      label: o.colorLabel,
+      rect: L.bar,
+      gradientId: L.id("gradient"),
+    });
     if (d) defs.push(d);
     body.push(b);
   }
   if (parts.legend && parts.legend.length > 0) {
     body.push(legendRows(parts.legend, L.plot.x, L.height - 14, L.width - L.plot.x, L.id("hatch")).svg);
   }
-  return svgDocument(L.width, L.height, defs, body, o.title ?? parts.description);
+  const described = `${parts.description}${o.colorLabel ? ` of ${o.colorLabel}` : ""}`;
+  return svgDocument(L.width, L.height, defs, body, o.title ?? described);
 }

@@ -19,7 +19,7 @@ import {
   resolveLevels,
 } from "./_map.ts";
 import { el, formatNumber, type LegendItem, num, pathData, text, textWidth } from "./_svg.ts";
-import { type RGB, rgbHex, shade } from "./colormap.ts";
+import { type ColormapRole, type RGB, rgbHex, shade } from "./colormap.ts";
 import type { Field2D, FigureOptions, LevelOptions } from "./options.ts";
 
 /**
@@ -164,6 +164,32 @@ function levelRange(
   return colorRange(where, p, o);
 }
 
+/** The field, its levels and color scale: what the three level-based figures share. */
+function levelScale(where: string, field: Field2D, options: ContourOptions, role: ColormapRole) {
+  const p = prepareField(where, field, options.zmax);
+  const levels = resolveLevels(where, p, options);
+  const [lo, hi] = levelRange(where, p, options, levels);
+  const t = normalizer(lo, hi, options.log ?? false);
+  const cmap = colorsFor(options.cmap, role);
+  return { p, levels, lo, hi, t, cmap, missing: hasMissing(p) };
+}
+
+/** Contour lines colored by level, with their labels, over the missing-data shapes. */
+function lineLayers(
+  p: Prepared,
+  L: MapLayout,
+  levels: readonly number[],
+  color: (v: number) => RGB,
+  lineWidth: number,
+  labels: boolean,
+  miss: { svg: string } | null,
+): string[] {
+  const { paths, texts } = levelPaths(p, L, levels, color, lineWidth, labels);
+  const content = [miss?.svg ?? "", el("g", { class: "levels" }, paths)];
+  if (texts.length > 0) content.push(el("g", { class: "level-labels" }, texts));
+  return content;
+}
+
 /**
  * Contour lines of a 2D field, colored by level, with inline level labels and
  * a color bar. Levels come from `levels`/`step`/`vmin`/`vmax`/`log` (see
@@ -177,28 +203,18 @@ function levelRange(
 export function contourFigure(field: Field2D, options: ContourOptions = {}): string {
   const where = "contourFigure()";
   const { labels = true, lineWidth = 1.2, log = false, colorbar = true } = options;
-  const p = prepareField(where, field, options.zmax);
-  const levels = resolveLevels(where, p, options);
-  const [lo, hi] = levelRange(where, p, options, levels);
-  const t = normalizer(lo, hi, log);
-  const cmap = colorsFor(options.cmap, "contour");
-  const color = (v: number) => cmap(t(v));
-  const missing = hasMissing(p);
+  const { p, levels, lo, hi, t, cmap, missing } = levelScale(where, field, options, "contour");
   const L = mapLayout(p, { ...options, colorbar, legendRow: missing });
   const miss = missing ? missingShapes(p, L, "cells") : null;
-  const { paths, texts } = levelPaths(p, L, levels, color, lineWidth, labels);
-  const content = [miss?.svg ?? "", el("g", { class: "levels" }, paths)];
-  if (texts.length > 0) content.push(el("g", { class: "level-labels" }, texts));
   return composeMap(L, options, {
-    description: `contour lines${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
-    content,
+    description: "contour lines",
+    content: lineLayers(p, L, levels, (v) => cmap(t(v)), lineWidth, labels, miss),
     colorbar: {
       min: lo,
       max: hi,
       log,
       color: cmap,
       lines: levels,
-      label: options.colorLabel,
     },
     legend: miss ? missingItems(miss) : [],
   });
@@ -226,12 +242,7 @@ export interface FilledContourOptions extends FigureOptions, LevelOptions {
 export function filledContourFigure(field: Field2D, options: FilledContourOptions = {}): string {
   const where = "filledContourFigure()";
   const { log = false, colorbar = true } = options;
-  const p = prepareField(where, field, options.zmax);
-  const levels = resolveLevels(where, p, options);
-  const [lo, hi] = levelRange(where, p, options, levels);
-  const t = normalizer(lo, hi, log);
-  const cmap = colorsFor(options.cmap, "filled");
-  const missing = hasMissing(p);
+  const { p, levels, lo, hi, t, cmap, missing } = levelScale(where, field, options, "filled");
   const L = mapLayout(p, { ...options, colorbar, legendRow: missing });
   const miss = missing ? missingShapes(p, L, "cells") : null;
   // Layer k is the region >= threshold k, painted in increasing order: the base
@@ -269,7 +280,7 @@ export function filledContourFigure(field: Field2D, options: FilledContourOption
     content.push(el("g", { class: "levels", "stroke-opacity": 0.45 }, paths));
   }
   return composeMap(L, options, {
-    description: `filled contours${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
+    description: "filled contours",
     content,
     colorbar: {
       min: lo,
@@ -278,7 +289,6 @@ export function filledContourFigure(field: Field2D, options: FilledContourOption
       color: cmap,
       ...(levels.length >= 2 ? { bands: levels } : {}),
       extend: { low: p.min < levels[0]!, high: p.max > levels[levels.length - 1]! },
-      label: options.colorLabel,
     },
     legend: miss ? missingItems(miss) : [],
   });
@@ -343,12 +353,7 @@ export function trajectoryFigure(
       `${where}: path 'labels' has ${path.labels.length} entries but the path has ${path.x.length} points`,
     );
   }
-  const p = prepareField(where, field, options.zmax);
-  const levels = resolveLevels(where, p, options);
-  const [lo, hi] = levelRange(where, p, options, levels);
-  const t = normalizer(lo, hi, log);
-  const cmap = colorsFor(options.cmap, "trajectory");
-  const color = (v: number) => cmap(t(v));
+  const { p, levels, lo, hi, t, cmap, missing } = levelScale(where, field, options, "trajectory");
   // Axes span the surface and the path, with a small margin when the path sticks out.
   const pts: [number, number][] = [];
   for (let k = 0; k < path.x.length; k++) pts.push([path.x[k]!, path.y[k]!]);
@@ -369,12 +374,9 @@ export function trajectoryFigure(
     p.y[p.ny - 1]!,
     ok.map((q) => q[1]),
   );
-  const missing = hasMissing(p);
   const L = mapLayout(p, { ...options, colorbar, legendRow: true, xDomain, yDomain });
   const miss = missing ? missingShapes(p, L, "cells") : null;
-  const { paths, texts } = levelPaths(p, L, levels, color, lineWidth, labels);
-  const content = [miss?.svg ?? "", el("g", { class: "levels" }, paths)];
-  if (texts.length > 0) content.push(el("g", { class: "level-labels" }, texts));
+  const content = lineLayers(p, L, levels, (v) => cmap(t(v)), lineWidth, labels, miss);
 
   // The path, split at non-finite points.
   const runs: Px[][] = [[]];
@@ -454,7 +456,7 @@ export function trajectoryFigure(
     ...(miss ? missingItems(miss) : []),
   ];
   return composeMap(L, options, {
-    description: `optimization path on contour lines${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
+    description: "optimization path on contour lines",
     content,
     colorbar: {
       min: lo,
@@ -462,7 +464,6 @@ export function trajectoryFigure(
       log,
       color: cmap,
       lines: levels,
-      label: options.colorLabel,
     },
     legend,
   });

@@ -56,14 +56,13 @@ function heatmap(where: string, role: ColormapRole, field: Field2D, options: Hea
   }
   const miss = missing ? missingShapes(p, L, "points") : null;
   return composeMap(L, options, {
-    description: `heat map${options.colorLabel ? ` of ${options.colorLabel}` : ""}`,
+    description: "heat map",
     content: [el("g", { class: "cells", "shape-rendering": "crispEdges" }, cells), miss?.svg ?? ""],
     colorbar: {
       min: lo,
       max: hi,
       log,
       color: cmap,
-      label: options.colorLabel,
     },
     legend: miss ? missingItems(miss) : [],
   });
