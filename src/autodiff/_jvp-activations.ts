@@ -121,7 +121,7 @@ const reduceExtremum: JvpRule = (a) => {
   return [e.op("Div", [e.reduceSum(weighted, axes, keep), e.reduceSum(eq, axes, keep)])];
 };
 
-/** Forward-mode rules of this file, by op type (jvp.ts's own Abs and Reciprocal rules take precedence). */
+/** Forward-mode rules of this file, by op type. */
 export const ACTIVATIONS_JVP_RULES: Readonly<Record<string, JvpRule>> = {
   Clip: clip,
   Max: extremum,

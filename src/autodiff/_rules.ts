@@ -6,7 +6,7 @@
 import { attr, DataType, type Node } from "../onnx/proto.ts";
 import type { Emitter } from "./_emit.ts";
 import { type Dim, dimProduct, type Info, windowGeometry } from "./_shapes.ts";
-import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
+import { floatAttr, intAttr, normAxis, range, softmaxAxes } from "./_util.ts";
 
 /** Alternative formulations of the costly rules (see `Formulations` in gradient.ts). */
 export interface Formulations {
@@ -244,26 +244,22 @@ const where: Rule = (a) => {
   ];
 };
 
-/** Axes a Softmax-family op normalizes over: one axis from opset 13, the trailing block before. */
-function softmaxAxes(a: RuleArgs): number[] {
-  const r = a.dims(a.node.inputs[0]!).length;
-  const opset = a.e.opset;
-  const axis = normAxis(intAttr(a.node, "axis", opset >= 13 ? -1 : 1), r);
-  return opset >= 13 ? [axis] : range(axis, r);
-}
+/** Axes a Softmax-family op normalizes over (see softmaxAxes in _util.ts). */
+const softmaxAxesOf = (a: RuleArgs): number[] =>
+  softmaxAxes(a.node, a.dims(a.node.inputs[0]!).length, a.e.opset);
 
 const softmax: Rule = (a) => {
   const { e, node } = a;
   const y = node.outputs[0]!;
   const g = a.dy[0]!;
-  const s = e.reduceSum(e.op("Mul", [g, y]), softmaxAxes(a), true);
+  const s = e.reduceSum(e.op("Mul", [g, y]), softmaxAxesOf(a), true);
   return [e.op("Mul", [y, e.op("Sub", [g, s])])];
 };
 
 const logSoftmax: Rule = (a) => {
   const { e, node } = a;
   const g = a.dy[0]!;
-  const s = e.reduceSum(g, softmaxAxes(a), true);
+  const s = e.reduceSum(g, softmaxAxesOf(a), true);
   return [e.op("Sub", [g, e.op("Mul", [e.op("Exp", [node.outputs[0]!]), s])])];
 };
 

@@ -15,3 +15,9 @@ export const range = (from: number, to: number): number[] =>
 
 /** A possibly negative axis as an index in [0, rank). */
 export const normAxis = (a: number, rank: number): number => (a < 0 ? a + rank : a);
+
+/** Axes a Softmax-family node normalizes over: one axis from opset 13, the trailing block before. */
+export function softmaxAxes(node: Node, rank: number, opset: number): number[] {
+  const axis = normAxis(intAttr(node, "axis", opset >= 13 ? -1 : 1), rank);
+  return opset >= 13 ? [axis] : range(axis, rank);
+}

@@ -13,7 +13,7 @@ import { ACTIVATIONS_JVP_RULES } from "./_jvp-activations.ts";
 import { STRUCTURAL_JVP_RULES } from "./_jvp-structural.ts";
 import { NON_DIFFERENTIABLE } from "./_rules.ts";
 import { broadcastDims, type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
-import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
+import { floatAttr, intAttr, softmaxAxes } from "./_util.ts";
 
 /** A value and the graph name of its tangent (default `tangent:<value>`). */
 export type TangentName = string | { readonly value: string; readonly name: string };
@@ -223,26 +223,16 @@ const sqrt: JvpRule = (a) => {
   const y = node.outputs[0]!;
   return [e.op("Div", [e.op("Mul", [dx[0]!, a.scalar(0.5, a.type(y))]), y])];
 };
-const reciprocal: JvpRule = ({ e, node, dx }) => {
-  // d(1/x) = -dx / x^2 = -dx y^2
-  const y = node.outputs[0]!;
-  return [e.op("Neg", [e.op("Mul", [dx[0]!, e.op("Mul", [y, y])])])];
-};
-const abs: JvpRule = ({ e, node, dx }) => [e.op("Mul", [dx[0]!, e.op("Sign", [node.inputs[0]!])])];
 
-/** Axes a Softmax-family op normalizes over: one axis from opset 13, the trailing block before. */
-function softmaxAxes(a: JvpArgs): number[] {
-  const r = a.dims(a.node.inputs[0]!).length;
-  const opset = a.e.opset;
-  const axis = normAxis(intAttr(a.node, "axis", opset >= 13 ? -1 : 1), r);
-  return opset >= 13 ? [axis] : range(axis, r);
-}
+/** Axes a Softmax-family op normalizes over (see softmaxAxes in _util.ts). */
+const softmaxAxesOf = (a: JvpArgs): number[] =>
+  softmaxAxes(a.node, a.dims(a.node.inputs[0]!).length, a.e.opset);
 
 const softmax: JvpRule = (a) => {
   // dy = y (dx - sum(y dx))
   const { e, node, dx } = a;
   const y = node.outputs[0]!;
-  const s = e.reduceSum(e.op("Mul", [y, dx[0]!]), softmaxAxes(a), true);
+  const s = e.reduceSum(e.op("Mul", [y, dx[0]!]), softmaxAxesOf(a), true);
   return [e.op("Mul", [y, e.op("Sub", [dx[0]!, s])])];
 };
 
@@ -250,7 +240,7 @@ const logSoftmax: JvpRule = (a) => {
   // dy = dx - sum(softmax dx)
   const { e, node, dx } = a;
   const p = e.op("Exp", [node.outputs[0]!]);
-  const s = e.reduceSum(e.op("Mul", [p, dx[0]!]), softmaxAxes(a), true);
+  const s = e.reduceSum(e.op("Mul", [p, dx[0]!]), softmaxAxesOf(a), true);
   return [e.op("Sub", [dx[0]!, s])];
 };
 
@@ -467,8 +457,6 @@ const RULES: Readonly<Record<string, JvpRule>> = {
   Exp: exp,
   Log: log,
   Sqrt: sqrt,
-  Reciprocal: reciprocal,
-  Abs: abs,
   Softmax: softmax,
   LogSoftmax: logSoftmax,
   Add: addSub("Add"),
