@@ -5,13 +5,12 @@
 // BullMQ takes about a second to import, so src/queue is loaded only when used.
 
 import type { Command, OptionValues } from "@commander-js/extra-typings";
-import type { Grid, Shard } from "../core/grid.ts";
-import type { Dataset } from "../data/dataset.ts";
 import { parseSubset } from "../data/transform.ts";
 import type { LossName } from "../engine/engine.ts";
 import type { Surface } from "../formats/surface-file.ts";
-import type { Model } from "../model/model.ts";
 import { parseQueueUrl, type QueueConnection, type QueueTarget } from "../queue/connection.ts";
+import type { QueuedSurfaceJob } from "../queue/submit.ts";
+import type { ModelFlags } from "./_options.ts";
 import { positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -63,13 +62,7 @@ export function queueOptions<A extends unknown[], O extends OptionValues, G exte
 }
 
 /** What `runQueuedSurface` needs from the surface command's options. */
-export interface QueuedSurfaceFlags {
-  model: string;
-  params?: string;
-  input?: string;
-  output?: string;
-  inputShape?: number[];
-  allowFoldedBn?: true;
+export interface QueuedSurfaceFlags extends Omit<ModelFlags, "initSeed"> {
   data: string;
   subset?: string;
   dataSeed: number;
@@ -92,18 +85,7 @@ export interface QueuedSurfaceFlags {
  */
 export async function runQueuedSurface(
   o: QueuedSurfaceFlags & { queue: string },
-  job: {
-    model: Model;
-    theta: Float32Array;
-    directions: readonly Float32Array[];
-    grid: Grid;
-    train: Dataset;
-    test?: Dataset;
-    path: string;
-    dirFile: string;
-    shard?: Shard;
-    meta?: Record<string, string>;
-  },
+  job: Omit<QueuedSurfaceJob, "evaluate" | "sources">,
 ): Promise<Surface | undefined> {
   const target: QueueTarget = { connection: connectionOf(o.queue), name: queueName(o.queueName) };
   const { submitSurface } = await import("../queue/submit.ts");
