@@ -206,6 +206,17 @@ export class Emitter {
     return name;
   }
 
+  /** Zeros of a float type (default the graph's) with the runtime int64 shape `shape` (ConstantOfShape). */
+  zeros(shape: string, type: number = this.floatType, output?: string): string {
+    const raw = new Uint8Array(floatBytes(type));
+    return this.op(
+      "ConstantOfShape",
+      [shape],
+      { value: { t: { name: "", dims: [1], dataType: type, raw } } },
+      output,
+    );
+  }
+
   /** A float scalar of the graph's float type (rank 0). */
   scalar(v: number): string {
     return this.constant([v], []);

@@ -19,18 +19,6 @@ import {
 import { type Dim, sliceSpec } from "./_shapes.ts";
 import { floatAttr, intAttr, normAxis, range } from "./_util.ts";
 
-/** A float zero of the graph's type, as ConstantOfShape's `value`. */
-function zeroValue(e: Emitter): { t: { name: string; dims: number[]; dataType: number; raw: Uint8Array } } {
-  return {
-    t: {
-      name: "",
-      dims: [1],
-      dataType: e.floatType,
-      raw: new Uint8Array(e.floatType === DataType.DOUBLE ? 8 : 4),
-    },
-  };
-}
-
 /** Pads of a rank-r tensor that are zero except `before`/`after` on `axis`. */
 function padsOn(r: number, axis: number, before: number, after: number): number[] {
   const pads = new Array<number>(2 * r).fill(0);
@@ -205,7 +193,7 @@ const gather: Rule = (a) => {
     : e.op("Gather", [a.shapeOf(data), e.i64(front)], { axis: 0 });
   let summed: string;
   if (e.opset >= 16) {
-    const zeros = e.op("ConstantOfShape", [frontShape], { value: zeroValue(e) });
+    const zeros = e.zeros(frontShape);
     summed = e.op("ScatterND", [zeros, e.unsqueeze(idx, [k]), updates], { reduction: { s: "add" } });
   } else {
     const hits = e.op("Equal", [e.unsqueeze(idx, [k]), e.i64(range(0, size))]);
@@ -406,7 +394,7 @@ function padAtRunTime(a: RuleArgs, mode: PadMode): string {
     flat = e.op("Where", [inside, flat!, size]);
     slots = e.op("Add", [size, scalar(1)]);
   }
-  const zeros = e.op("ConstantOfShape", [e.reshape(slots, [1])], { value: zeroValue(e) });
+  const zeros = e.zeros(e.reshape(slots, [1]));
   let summed = e.op("ScatterElements", [zeros, e.reshape(flat!, [-1]), e.reshape(g, [-1])], {
     axis: 0,
     reduction: { s: "add" },

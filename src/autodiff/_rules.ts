@@ -288,20 +288,7 @@ const split: Rule = (a) => {
   const { e, node } = a;
   const r = a.dims(node.inputs[0]!).length;
   const axis = normAxis(intAttr(node, "axis", 0), r);
-  const parts = node.outputs.map(
-    (o, k) =>
-      a.dy[k] ??
-      e.op("ConstantOfShape", [a.shapeOf(o)], {
-        value: {
-          t: {
-            name: "",
-            dims: [1],
-            dataType: e.floatType,
-            raw: new Uint8Array(e.floatType === DataType.DOUBLE ? 8 : 4),
-          },
-        },
-      }),
-  );
+  const parts = node.outputs.map((o, k) => a.dy[k] ?? e.zeros(a.shapeOf(o)));
   return [e.op("Concat", parts, { axis })];
 };
 
@@ -703,16 +690,7 @@ const maxPool: Rule = (a) => {
   }
   if (e.opset < 16) fail(node, "overlapping windows need ScatterElements with reduction (opset >= 16)");
   const shape = a.shapeOf(x);
-  const zeros = e.op("ConstantOfShape", [e.reshape(e.op("Size", [x]), [1])], {
-    value: {
-      t: {
-        name: "",
-        dims: [1],
-        dataType: e.floatType,
-        raw: new Uint8Array(e.floatType === DataType.DOUBLE ? 8 : 4),
-      },
-    },
-  });
+  const zeros = e.zeros(e.reshape(e.op("Size", [x]), [1]));
   const scattered = e.op("ScatterElements", [zeros, e.reshape(indices, [-1]), e.reshape(g, [-1])], {
     axis: 0,
     reduction: { s: "add" },

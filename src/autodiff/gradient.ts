@@ -59,6 +59,7 @@ import {
 import { ACTIVATIONS_RULES } from "./_rules-activations.ts";
 import { STRUCTURAL_RULES } from "./_rules-structural.ts";
 import { type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
+import { namesIn } from "./_util.ts";
 
 export type { Formulations } from "./_rules.ts";
 
@@ -320,13 +321,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   }
 
   // Names in use, then rename the samples input to `input`.
-  const taken = new Set<string>();
-  for (const v of [...graph.inputs, ...graph.outputs, ...graph.valueInfo]) taken.add(v.name);
-  for (const t of graph.initializers) taken.add(t.name);
-  for (const n of graph.nodes) {
-    for (const v of [...n.inputs, ...n.outputs]) taken.add(v);
-    taken.add(n.name);
-  }
+  const taken = namesIn(graph);
   const rename = (v: string): string => (v === src.input ? "input" : v);
   if (src.input !== "input" && taken.has("input")) {
     throw new Error(
@@ -527,10 +522,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     const grads = new Map<string, string>();
     for (const p of src.trainable) {
       const g = gradOf(p);
-      grads.set(
-        p,
-        g ?? e.op("ConstantOfShape", [e.i64(inits.get(p)!.dims)], { value: { t: zeroTensor(floatType) } }),
-      );
+      grads.set(p, g ?? e.zeros(e.i64(inits.get(p)!.dims)));
     }
     emitUpdates(e, options.optimizer, src.trainable, inits, grads, scalar, stateInputs, updates);
   }
@@ -540,7 +532,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     const g = gradOf(p);
     if (g === undefined) {
       // A parameter the loss does not depend on: its gradient is zero.
-      e.op("ConstantOfShape", [e.i64(t.dims)], { value: { t: zeroTensor(floatType) } }, output);
+      e.zeros(e.i64(t.dims), floatType, output);
     } else e.op("Identity", [g], {}, output);
     gradients.push({ param: p, output, shape: [...t.dims] });
   }
@@ -682,10 +674,6 @@ function emitUpdates(
 
 function range(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
-}
-
-function zeroTensor(type: number): Tensor {
-  return { name: "", dims: [1], dataType: type, raw: new Uint8Array(type === DataType.DOUBLE ? 8 : 4) };
 }
 
 /**

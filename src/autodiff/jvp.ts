@@ -13,7 +13,7 @@ import { ACTIVATIONS_JVP_RULES } from "./_jvp-activations.ts";
 import { STRUCTURAL_JVP_RULES } from "./_jvp-structural.ts";
 import { NON_DIFFERENTIABLE } from "./_rules.ts";
 import { broadcastDims, type Dim, type Info, inferShapes, requireDims, shapeValue } from "./_shapes.ts";
-import { floatAttr, intAttr, softmaxAxes } from "./_util.ts";
+import { floatAttr, intAttr, namesIn, softmaxAxes } from "./_util.ts";
 
 /** A value and the graph name of its tangent (default `tangent:<value>`). */
 export type TangentName = string | { readonly value: string; readonly name: string };
@@ -504,13 +504,7 @@ export function jvpGraph(proto: ModelProto, options: JvpOptions): JvpGraph {
   }
   const shapes = inferShapes(graph, opset, declared);
 
-  const taken = new Set<string>();
-  for (const v of [...graph.inputs, ...graph.outputs, ...graph.valueInfo]) taken.add(v.name);
-  for (const t of graph.initializers) taken.add(t.name);
-  for (const n of graph.nodes) {
-    for (const v of [...n.inputs, ...n.outputs]) taken.add(v);
-    taken.add(n.name);
-  }
+  const taken = namesIn(graph);
 
   const floatType = graph.inputs.find((v) => isFloat(v.elemType))?.elemType ?? DataType.FLOAT;
   const e = new Emitter(opset, floatType, taken);
@@ -554,14 +548,7 @@ export function jvpGraph(proto: ModelProto, options: JvpOptions): JvpGraph {
       (x) => e.op("Shape", [x]),
     );
   const typeOf = (v: string): number => shapes.get(v)?.type ?? inits.get(v)?.dataType ?? floatType;
-  const zerosLike = (v: string): string => {
-    const type = typeOf(v);
-    return e.op("ConstantOfShape", [shapeOf(v)], {
-      value: {
-        t: { name: "", dims: [1], dataType: type, raw: new Uint8Array(type === DataType.DOUBLE ? 8 : 4) },
-      },
-    });
-  };
+  const zerosLike = (v: string): string => e.zeros(shapeOf(v), typeOf(v));
 
   for (const source of graph.nodes) {
     const dx = source.inputs.map((i) => (i ? tangent.get(i) : undefined));
