@@ -185,6 +185,16 @@ export class H5Reader {
     return this.keysOf(path);
   }
 
+  /** A dataset's value, with h5wasm's error turned into one naming the file and dataset. */
+  private valueOf(ds: Dataset, path: string): unknown {
+    clearErrorLog();
+    try {
+      return ds.value;
+    } catch (error) {
+      throw this.error(`cannot read dataset '${path}' (${errorText(error)})`);
+    }
+  }
+
   private dataset(path: string, what: string): Dataset {
     const kind = this.kind(path);
     if (kind === null) throw this.error(`${what} '${path}' is missing`);
@@ -205,13 +215,7 @@ export class H5Reader {
     if (!littleEndian && size > 1)
       throw this.error(`dataset '${path}' is big-endian, which losscape does not read`);
     const shape = ds.shape ?? [];
-    clearErrorLog();
-    let value: unknown;
-    try {
-      value = ds.value;
-    } catch (error) {
-      throw this.error(`cannot read dataset '${path}' (${errorText(error)})`);
-    }
+    const value = this.valueOf(ds, path);
     const count = shape.reduce((a, b) => a * b, 1);
     let values: ArrayLike<number>;
     if (typeof value === "number") values = [value];
@@ -262,13 +266,7 @@ export class H5Reader {
     if (ds.metadata.type !== Module.H5T_class_t.H5T_STRING.value) {
       throw this.error(`dataset '${path}' has type ${String(ds.dtype)}, expected a string`);
     }
-    clearErrorLog();
-    let value: unknown;
-    try {
-      value = ds.value;
-    } catch (error) {
-      throw this.error(`cannot read dataset '${path}' (${errorText(error)})`);
-    }
+    let value = this.valueOf(ds, path);
     if (Array.isArray(value) && value.length === 1) value = value[0];
     if (typeof value !== "string") throw this.error(`dataset '${path}' holds several strings, expected one`);
     return value;

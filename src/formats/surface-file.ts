@@ -18,30 +18,9 @@
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.ts";
 import { decodeH5, encodeH5, type H5Attrs, type H5Node, type H5Reader } from "./h5.ts";
+import { SURFACE_QUANTITIES, type SurfaceQuantity } from "./quantities.ts";
 
-/**
- * The quantities a surface can hold, under their reference dataset names.
- * Accuracies are in percent; `max_eig`/`min_eig` are Hessian extreme eigenvalues.
- *
- * @example
- * const q: SurfaceQuantity = "train_loss";
- */
-export type SurfaceQuantity = "train_loss" | "train_acc" | "test_loss" | "test_acc" | "max_eig" | "min_eig";
-
-/**
- * Every `SurfaceQuantity`, in the order files list them.
- *
- * @example
- * for (const q of SURFACE_QUANTITIES) if (surface.values[q]) console.log(q);
- */
-export const SURFACE_QUANTITIES: readonly SurfaceQuantity[] = [
-  "train_loss",
-  "train_acc",
-  "test_loss",
-  "test_acc",
-  "max_eig",
-  "min_eig",
-];
+export { SURFACE_QUANTITIES, type SurfaceQuantity };
 
 /**
  * A sampled loss surface. For a 2D surface every array has nx*ny entries and

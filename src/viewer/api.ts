@@ -3,7 +3,7 @@
 // Numbers that are NaN or infinite in a surface (not computed, or diverged)
 // are null in JSON; `done` says which of the two a null is.
 
-import type { SurfaceQuantity } from "../formats/surface-file.ts";
+import type { SurfaceQuantity } from "../formats/quantities.ts";
 
 /**
  * One file found in the folders and files given to the viewer: a surface the

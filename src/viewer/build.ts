@@ -25,10 +25,11 @@ import { fileURLToPath } from "node:url";
 /** The app's source folder. */
 export const VIEWER_APP_DIR = fileURLToPath(new URL("./app/", import.meta.url));
 
-/** Files outside app/ that the app imports (the API's types, and the contour tracer the figures share). */
+/** Files outside app/ that the app imports (the API's types, the quantity list, the contour tracer). */
 const SHARED_SOURCES = [
   fileURLToPath(new URL("./api.ts", import.meta.url)),
   fileURLToPath(new URL("../core/contour.ts", import.meta.url)),
+  fileURLToPath(new URL("../formats/quantities.ts", import.meta.url)),
 ];
 
 /** Where builds are cached: dist/viewer/ in the checkout, or the system temp folder when that is read-only. */

@@ -4,27 +4,11 @@
 // reference's VTK export does (values above zmax are set to zmax). Pure
 // functions of typed arrays, shared by every view of the page.
 
+import { SURFACE_QUANTITIES, type SurfaceQuantity } from "../../formats/quantities.ts";
 import type { SurfaceJson } from "../api.ts";
 
 /** The quantities a page can show: a file's own, and the Hessian ratio derived from max_eig/min_eig. */
-export type ViewQuantity =
-  | "train_loss"
-  | "train_acc"
-  | "test_loss"
-  | "test_acc"
-  | "max_eig"
-  | "min_eig"
-  | "hessian_ratio";
-
-/** File quantities in the order the page lists them (mirrors SURFACE_QUANTITIES, which is Node-side). */
-export const FILE_QUANTITIES = [
-  "train_loss",
-  "train_acc",
-  "test_loss",
-  "test_acc",
-  "max_eig",
-  "min_eig",
-] as const;
+export type ViewQuantity = SurfaceQuantity | "hessian_ratio";
 
 /** Human names of the quantities, for axis titles and the details panel. */
 export const QUANTITY_LABELS: Record<ViewQuantity, string> = {
@@ -47,7 +31,7 @@ export const HESSIAN_RATIO_RANGE: [number, number] = [0, 0.5];
  * viewQuantities(s); // ["train_loss", "train_acc", "hessian_ratio"]
  */
 export function viewQuantities(s: Pick<SurfaceJson, "values">): ViewQuantity[] {
-  const out: ViewQuantity[] = FILE_QUANTITIES.filter((q) => s.values[q] !== undefined);
+  const out: ViewQuantity[] = SURFACE_QUANTITIES.filter((q) => s.values[q] !== undefined);
   if (s.values.max_eig !== undefined && s.values.min_eig !== undefined) out.push("hessian_ratio");
   return out;
 }

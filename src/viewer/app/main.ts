@@ -10,11 +10,11 @@
 // counts finished renders (tests wait on them).
 
 import Plotly, { type PlotlyEvent } from "plotly.js-gl3d-dist-min";
+import { SURFACE_QUANTITIES } from "../../formats/quantities.ts";
 import type { SurfaceJson, SurfaceList, SurfaceListOk } from "../api.ts";
 import { COLORMAPS, type ColormapName, isColormap } from "./colormaps.ts";
 import {
   displayField,
-  FILE_QUANTITIES,
   finiteRange,
   formatValue,
   HESSIAN_RATIO_RANGE,
@@ -228,7 +228,7 @@ function updateQuantities(shown: readonly SurfaceJson[]): void {
 }
 
 function order(q: ViewQuantity): number {
-  return q === "hessian_ratio" ? FILE_QUANTITIES.length : FILE_QUANTITIES.indexOf(q);
+  return q === "hessian_ratio" ? SURFACE_QUANTITIES.length : SURFACE_QUANTITIES.indexOf(q);
 }
 
 function setClipLabel(zmax: number | null): void {
