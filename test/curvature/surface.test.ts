@@ -68,6 +68,25 @@ async function pointwise(): Promise<{ max: number[]; min: number[] }> {
   return { max, min };
 }
 
+/** The loss surface of the test plane in `path` (one shard of it with `shard`). */
+async function lossSurface(path: string, shard?: { index: number; count: number }): Promise<void> {
+  const engine = await createOrtEngine(model, { threads: 1 });
+  try {
+    await computeSurface({
+      engine,
+      theta,
+      directions: [d1, d2],
+      grid,
+      train: data,
+      path,
+      dirFile: "dirs.h5",
+      ...(shard ? { shard } : {}),
+    });
+  } finally {
+    await engine.dispose();
+  }
+}
+
 describe("hessianSurface", () => {
   let expected: { max: number[]; min: number[] };
 
@@ -125,20 +144,7 @@ describe("hessianSurface", () => {
 
   it("adds the eigenvalues to an existing loss surface, at the points whose loss is computed", async () => {
     const path = join(dir, "loss.h5");
-    const engine = await createOrtEngine(model, { threads: 1 });
-    try {
-      await computeSurface({
-        engine,
-        theta,
-        directions: [d1, d2],
-        grid,
-        train: data,
-        path,
-        dirFile: "dirs.h5",
-      });
-    } finally {
-      await engine.dispose();
-    }
+    await lossSurface(path);
     const loss = readSurface(path);
     const r = await hessianSurface(job(path));
     expect(r.computed).toBe(6);
@@ -151,21 +157,7 @@ describe("hessianSurface", () => {
 
   it("skips points of a partial loss surface, and shards of a Hessian grid merge", async () => {
     const path = join(dir, "partial.h5");
-    const engine = await createOrtEngine(model, { threads: 1 });
-    try {
-      await computeSurface({
-        engine,
-        theta,
-        directions: [d1, d2],
-        grid,
-        train: data,
-        path,
-        dirFile: "dirs.h5",
-        shard: { index: 0, count: 2 },
-      });
-    } finally {
-      await engine.dispose();
-    }
+    await lossSurface(path, { index: 0, count: 2 });
     const r = await hessianSurface(job(path));
     expect(r.skipped).toBe(3);
     expect(r.computed).toBe(3);

@@ -110,46 +110,20 @@ describe("computeSurface", () => {
     const grid = { x: axisValues({ min: -1, max: 1, num: 4 }), y: axisValues({ min: -1, max: 1, num: 3 }) };
     const path = join(dir, "resume.h5");
     const directions = [new Float32Array([1, 0]), new Float32Array([0, 1])];
-    await computeSurface({
-      engine,
-      theta,
-      directions,
-      grid,
-      train: tiny,
-      path,
-      dirFile: "d",
-      shard: { index: 0, count: 2 },
-    });
+    const job = { engine, theta, directions, grid, train: tiny, path, dirFile: "d" };
+    const half = { index: 0, count: 2 };
+    await computeSurface({ ...job, shard: half });
     // Pretend the run stopped: the same file resumed without a shard computes exactly the other half.
     const first = readSurface(path);
     expect(first.done.reduce((a, b) => a + b, 0)).toBe(6);
     const seen: number[] = [];
-    const wrongShard = computeSurface({ engine, theta, directions, grid, train: tiny, path, dirFile: "d" });
+    const wrongShard = computeSurface(job);
     await expect(wrongShard).rejects.toThrow(
       /cannot resume '.*resume.h5'.*shard is 0\/2 in the file but all now/,
     );
-    const other = computeSurface({
-      engine,
-      theta: new Float32Array([0, 1]),
-      directions,
-      grid,
-      train: tiny,
-      path,
-      dirFile: "d",
-      shard: { index: 0, count: 2 },
-    });
+    const other = computeSurface({ ...job, theta: new Float32Array([0, 1]), shard: half });
     await expect(other).rejects.toThrow(/model_hash is \w+ in the file but \w+ now/);
-    const again = await computeSurface({
-      engine,
-      theta,
-      directions,
-      grid,
-      train: tiny,
-      path,
-      dirFile: "d",
-      shard: { index: 0, count: 2 },
-      onProgress: (n) => seen.push(n),
-    });
+    const again = await computeSurface({ ...job, shard: half, onProgress: (n) => seen.push(n) });
     expect(seen).toEqual([]);
     expect(Array.from(again.values.train_loss!)).toEqual(Array.from(first.values.train_loss!));
   });
