@@ -45,7 +45,7 @@ const blocked: GradientOptions = block ? { convBlock: block, batch } : {};
 const VARIANTS: Record<string, GradientOptions> = {
   default: {},
   "no blocked convolutions": { convBlock: undefined, batch: undefined },
-  "blocked, symbolic batch (no blocked dW)": { batch: undefined },
+  "blocked with symbolic batch (no blocked dW)": { batch: undefined },
   "convInput=conv-transpose": { formulations: { convInput: "conv-transpose" } },
   "convWeight=im2col-batched": { formulations: { convWeight: "im2col-batched" } },
   "convWeight=conv": { formulations: { convWeight: "conv" } },

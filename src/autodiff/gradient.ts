@@ -14,7 +14,8 @@
 //                                                               plus 45 ms of layout reorders)
 //   + weight gradients of maps up to 16x16 as a blocked Conv   1126 (default; needs a static batch,
 //     over transposed tensors (dY as the kernel)                    so sessions specialize per size)
-//   weight gradients: patches . dY^T instead of dY . patches^T  MatMul kernels 165 -> 125 ms
+//   weight gradients: patches . dY^T instead of dY . patches^T  MatMul kernels 165 -> 125 ms (one ORT
+//                                                               profile; the old order is not kept)
 // Earlier measurements (before blocked convolutions; CPU-ms, two runs, noise about +-6 %):
 //   default of the time                              1519 / 1805
 //   Conv input gradient as ConvTranspose             1702 / 1957  (vs Conv with flipped weights)
