@@ -89,7 +89,7 @@ export async function createGradientSession(
   // With parameters as inputs and blocked convolutions, batches whose size is a multiple of the
   // block get a graph with that static batch, which allows the blocked weight gradient.
   const specialize =
-    convBlock !== undefined && graph.parameters === "inputs" && model.input.batch === undefined
+    convBlock !== undefined && graph.parameters === "inputs" && model.input.batch === null
       ? (batch: number) =>
           batch % convBlock === 0 ? gradientGraph(model, { ...rest, convBlock, batch }) : undefined
       : () => undefined;

@@ -4,10 +4,14 @@
 import type { Random } from "../core/random.ts";
 import { float, type GraphBuilder, int, ints } from "../onnx/builder.ts";
 
-/** The builder, a seeded stream for initial values, and the running tensor. */
+/** The nonlinearity of a zoo model: PyTorch's ReLU, or Softplus (log(1 + e^x)), which has no kink. */
+export type Activation = "relu" | "softplus";
+
+/** The builder, a seeded stream for initial values, and the model's nonlinearity. */
 export interface Ctx {
   readonly b: GraphBuilder;
   readonly rng: Random;
+  readonly activation: Activation;
 }
 
 /** U(-bound, bound) values; PyTorch's default for Conv/Linear (kaiming_uniform with a = sqrt(5)) is bound = 1/sqrt(fan_in). */
@@ -63,7 +67,17 @@ export function linear({ b, rng }: Ctx, name: string, x: string, fin: number, fo
   return b.node("Gemm", [x, w, bias], { transB: int(1) });
 }
 
-export const relu = ({ b }: Ctx, x: string): string => b.node("Relu", [x]);
+/** The model's nonlinearity (ReLU unless the model was built with another `activation`). */
+export function activate({ b, activation }: Ctx, x: string): string {
+  switch (activation) {
+    case "relu":
+      return b.node("Relu", [x]);
+    case "softplus":
+      return b.node("Softplus", [x]);
+    default:
+      return activation satisfies never;
+  }
+}
 
 export const maxPool = ({ b }: Ctx, x: string, k = 2): string =>
   b.node("MaxPool", [x], { kernel_shape: ints([k, k]), strides: ints([k, k]) });

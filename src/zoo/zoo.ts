@@ -8,7 +8,19 @@ import { fromProto } from "../model/import.ts";
 import type { Model } from "../model/model.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
 import type { ModelProto } from "../onnx/proto.ts";
-import { batchNorm, type Ctx, conv, flatten, globalAvgPool, linear, maxPool, relu } from "./_layers.ts";
+import {
+  type Activation,
+  activate,
+  batchNorm,
+  type Ctx,
+  conv,
+  flatten,
+  globalAvgPool,
+  linear,
+  maxPool,
+} from "./_layers.ts";
+
+export type { Activation } from "./_layers.ts";
 
 /** Options shared by all zoo models. */
 export interface ZooOptions {
@@ -22,6 +34,12 @@ export interface ZooOptions {
   width?: number;
   /** MLP hidden layer sizes (default [512, 256]). */
   hidden?: readonly number[];
+  /**
+   * The nonlinearity after every hidden layer (default "relu", the paper's). "softplus" gives a
+   * network without kinks, whose float32 gradients and curvature match float64 ones to rounding
+   * wherever it is evaluated (ReLU units within rounding of 0 can flip either way).
+   */
+  activation?: Activation;
 }
 
 /** What a zoo name can be: `mlp`, `cnn`, `vgg9`, `resnet<6n+2>`, `resnet<6n+2>-noshort`, `wrn<6n+2>-<k>`. */
@@ -52,11 +70,20 @@ export function zooModel(name: string, options: ZooOptions = {}): Model {
 
 /** The ONNX graph of a zoo model (see zooModel). */
 export function zooProto(name: string, options: ZooOptions = {}): ModelProto {
-  const { inputShape = [1, 28, 28], classes = 10, seed = 0, width = 1, hidden = [512, 256] } = options;
+  const {
+    inputShape = [1, 28, 28],
+    classes = 10,
+    seed = 0,
+    width = 1,
+    hidden = [512, 256],
+    activation = "relu",
+  } = options;
   if (!Number.isInteger(classes) || classes < 2)
     throw new Error(`zoo: 'classes' must be an integer >= 2, got ${classes}`);
   if (!(width > 0)) throw new Error(`zoo: 'width' must be positive, got ${width}`);
-  const ctx: Ctx = { b: new GraphBuilder(name), rng: new Random(seed) };
+  if (activation !== "relu" && activation !== "softplus")
+    throw new Error(`zoo: 'activation' must be "relu" or "softplus", got ${JSON.stringify(activation)}`);
+  const ctx: Ctx = { b: new GraphBuilder(name), rng: new Random(seed), activation };
   const x = ctx.b.input("input", ["N", ...inputShape]);
   let logits: string;
   const resnet = /^(resnet|wrn)(\d+)(?:-(noshort|\d+))?$/.exec(name);
@@ -118,7 +145,7 @@ function mlp(ctx: Ctx, x: string, shape: readonly number[], classes: number, hid
   let h = flatten(ctx, x);
   let fin = shape.reduce((a, b) => a * b, 1);
   hidden.forEach((units, i) => {
-    h = relu(ctx, linear(ctx, `fc${i + 1}`, h, fin, units));
+    h = activate(ctx, linear(ctx, `fc${i + 1}`, h, fin, units));
     fin = units;
   });
   return linear(ctx, `fc${hidden.length + 1}`, h, fin, classes);
@@ -134,13 +161,13 @@ function cnn(
 ): string {
   const c1 = Math.round(32 * width);
   const c2 = Math.round(64 * width);
-  let y = maxPool(ctx, relu(ctx, batchNorm(ctx, "bn1", conv(ctx, "conv1", x, c, c1), c1)));
-  y = maxPool(ctx, relu(ctx, batchNorm(ctx, "bn2", conv(ctx, "conv2", y, c1, c2), c2)));
+  let y = maxPool(ctx, activate(ctx, batchNorm(ctx, "bn1", conv(ctx, "conv1", x, c, c1), c1)));
+  y = maxPool(ctx, activate(ctx, batchNorm(ctx, "bn2", conv(ctx, "conv2", y, c1, c2), c2)));
   const fh = Math.floor(Math.floor(h / 2) / 2);
   const fw = Math.floor(Math.floor(w / 2) / 2);
   if (fh < 1 || fw < 1) throw new Error(`zoo: 'cnn' needs images of at least 4x4, got ${h}x${w}`);
   const hiddenUnits = Math.round(128 * width);
-  y = relu(ctx, linear(ctx, "fc1", flatten(ctx, y), c2 * fh * fw, hiddenUnits));
+  y = activate(ctx, linear(ctx, "fc1", flatten(ctx, y), c2 * fh * fw, hiddenUnits));
   return linear(ctx, "fc2", y, hiddenUnits, classes);
 }
 
@@ -169,11 +196,11 @@ function vgg9(
     }
     const cout = Math.round(item * width);
     k++;
-    y = relu(ctx, batchNorm(ctx, `bn${k}`, conv(ctx, `conv${k}`, y, cin, cout), cout));
+    y = activate(ctx, batchNorm(ctx, `bn${k}`, conv(ctx, `conv${k}`, y, cin, cout), cout));
     cin = cout;
   }
   const fc = Math.round(512 * width);
-  y = relu(ctx, linear(ctx, "fc1", flatten(ctx, globalAvgPool(ctx, y)), cin, fc));
+  y = activate(ctx, linear(ctx, "fc1", flatten(ctx, globalAvgPool(ctx, y)), cin, fc));
   return linear(ctx, "fc2", y, fc, classes);
 }
 
@@ -192,13 +219,13 @@ function resnetCifar(
   skip: boolean,
 ): string {
   const widths = [16, 32, 64].map((v) => Math.round(v * k));
-  let y = relu(ctx, batchNorm(ctx, "bn1", conv(ctx, "conv1", x, c, 16), 16));
+  let y = activate(ctx, batchNorm(ctx, "bn1", conv(ctx, "conv1", x, c, 16), 16));
   let cin = 16;
   widths.forEach((cout, stage) => {
     for (let i = 0; i < n; i++) {
       const stride = stage > 0 && i === 0 ? 2 : 1;
       const p = `layer${stage + 1}.${i}`;
-      let out = relu(
+      let out = activate(
         ctx,
         batchNorm(ctx, `${p}.bn1`, conv(ctx, `${p}.conv1`, y, cin, cout, { stride }), cout),
       );
@@ -211,7 +238,7 @@ function resnetCifar(
         }
         out = ctx.b.node("Add", [out, short]);
       }
-      y = relu(ctx, out);
+      y = activate(ctx, out);
       cin = cout;
     }
   });

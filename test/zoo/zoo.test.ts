@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { buildZooFixture, ZOO_FIXTURES, type ZooFixture } from "../../fixtures/zoo-params.ts";
 import { createOrtEngine } from "../../src/engine/ort.ts";
 import { isTrainable, type Model, paramView } from "../../src/model/model.ts";
-import { zooModel } from "../../src/zoo/zoo.ts";
+import { type ZooOptions, zooModel, zooProto } from "../../src/zoo/zoo.ts";
 import { expectAllClose } from "../helpers.ts";
 
 interface TorchNumbers {
@@ -206,6 +206,23 @@ describe("zoo parameters", () => {
   });
 });
 
+describe("activation option", () => {
+  it("softplus replaces every ReLU and keeps the parameters of the ReLU model", () => {
+    const ops = (activation: "relu" | "softplus") =>
+      zooProto("resnet20", { inputShape: [3, 32, 32], seed: 2, activation }).graph.nodes.map((n) => n.opType);
+    const relu = ops("relu");
+    const smooth = ops("softplus");
+    expect(relu.filter((o) => o === "Relu")).toHaveLength(19);
+    expect(smooth.filter((o) => o === "Softplus")).toHaveLength(19);
+    expect(smooth.includes("Relu")).toBe(false);
+    expect(smooth.map((o) => (o === "Softplus" ? "Relu" : o))).toEqual(relu);
+    const a = zooModel("cnn", { seed: 3 });
+    const b = zooModel("cnn", { seed: 3, activation: "softplus" });
+    expect(b.params).toEqual(a.params);
+    expect(b.initial).toEqual(a.initial);
+  });
+});
+
 describe("zoo errors", () => {
   it.each([
     ["foo", {}, /unknown model 'foo'; choose one of mlp, cnn, vgg9, resnet20/],
@@ -226,7 +243,8 @@ describe("zoo errors", () => {
     ["mlp", { classes: 2.5 }, /'classes' must be an integer >= 2, got 2\.5/],
     ["mlp", { width: 0 }, /'width' must be positive, got 0/],
     ["mlp", { seed: 0.5 }, /'seed' must be an integer, got 0\.5/],
+    ["mlp", { activation: "tanh" }, /'activation' must be "relu" or "softplus", got "tanh"/],
   ] as const)("zooModel(%j, %j) fails", (name, options, message) => {
-    expect(() => zooModel(name, options)).toThrow(message);
+    expect(() => zooModel(name, options as ZooOptions)).toThrow(message);
   });
 });
