@@ -4,6 +4,7 @@ import { heatmapFigure } from "../../src/plot/heatmap.ts";
 import { lossAccuracyFigure } from "../../src/plot/lines.ts";
 import { defaultFontFiles, rasterize, svgToPng } from "../../src/plot/png.ts";
 import { surface3dFigure } from "../../src/plot/surface3d.ts";
+import { systemTool } from "../_tools.ts";
 import { bumpySurface, curve1D } from "./_surfaces.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -31,6 +32,8 @@ const s = bumpySurface(15, 15);
 const field = { x: s.x, y: s.y!, values: s.values.train_loss!, done: s.done };
 const c = curve1D(21);
 
+const fonts = systemTool("fonts", "the DejaVu text test of test/plot/png.test.ts");
+
 describe("PNG rendering (resvg)", () => {
   const figures: Record<string, string> = {
     contour: contourFigure(field, { xlabel: "x", ylabel: "y" }),
@@ -56,7 +59,7 @@ describe("PNG rendering (resvg)", () => {
     expect(ihdr(png)).toEqual({ width: 1280, height: 960 });
   });
 
-  it("draws text with DejaVu Sans (removing the text changes the pixels)", () => {
+  it.skipIf(fonts === undefined)("draws text with DejaVu Sans (removing the text changes the pixels)", () => {
     expect(defaultFontFiles().some((f) => f.endsWith("DejaVuSans.ttf"))).toBe(true);
     const svg = figures["contour"]!;
     const bare = svg.replace(/<text[^>]*>[^<]*<\/text>/g, "");

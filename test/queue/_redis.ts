@@ -3,9 +3,9 @@
 // bench/scale.ts (Debian packages redis-server, and openssl for TLS).
 
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { findTool, installCommand, testTool } from "../../scripts/test-tools.mjs";
 
 /** A running redis-server. */
 export interface LocalRedis {
@@ -16,10 +16,11 @@ export interface LocalRedis {
 }
 
 function redisServerPath(): string {
-  for (const p of (process.env.PATH ?? "").split(":").map((d) => `${d}/redis-server`))
-    if (existsSync(p)) return p;
-  if (existsSync("/usr/bin/redis-server")) return "/usr/bin/redis-server";
-  throw new Error("redis-server not found: install Debian's redis-server (apt-get install redis-server)");
+  const tool = testTool("redis-server");
+  const path = findTool(tool);
+  if (path === undefined)
+    throw new Error(`redis-server not found: install it with ${installCommand([tool])}`);
+  return path;
 }
 
 function freePort(): Promise<number> {

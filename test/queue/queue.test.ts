@@ -21,12 +21,14 @@ import { encodeValues } from "../../src/queue/plan.ts";
 import { type QueuedSurfaceJob, submitSurface } from "../../src/queue/submit.ts";
 import { startSurfaceWorker } from "../../src/queue/worker.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
+import { systemTool } from "../_tools.ts";
 import { tempDir } from "../helpers.ts";
 import { type LocalRedis, selfSignedCertificate, startRedis } from "./_redis.ts";
 
 const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
 const VICTIM = new URL("./_victim.ts", import.meta.url).pathname;
 const { dir, cleanup } = tempDir("losscape-queue-");
+afterAll(() => cleanup());
 
 const SUBSET = 200;
 const model = zooModel("mlp", { seed: 0 });
@@ -164,33 +166,35 @@ const track = <T extends { child: ChildProcess }>(p: T): T => {
   return p;
 };
 
-beforeAll(async () => {
-  redis = await startRedis();
-  saveModel(model, model.initial, base);
-  ({ directions } = directionsAt(dirFile, 2, model, () =>
-    makeDirections(model, model.initial, { dims: 2, seed: 0 }),
-  ));
-  const engine = await createOrtEngine(model, { threads: 1 });
-  reference = await computeSurface({
-    engine,
-    theta: model.initial,
-    directions,
-    grid,
-    train,
-    path: join(dir, "reference.h5"),
-    dirFile,
-    evaluate: { batchSize: 256, loss: "cross-entropy" },
+const redisServer = systemTool("redis-server", "test/queue/queue.test.ts (surfaces on a Redis queue)");
+const openssl = systemTool("openssl", "the TLS test of test/queue/queue.test.ts");
+
+describe.skipIf(redisServer === undefined)("surfaces on a queue", () => {
+  beforeAll(async () => {
+    redis = await startRedis();
+    saveModel(model, model.initial, base);
+    ({ directions } = directionsAt(dirFile, 2, model, () =>
+      makeDirections(model, model.initial, { dims: 2, seed: 0 }),
+    ));
+    const engine = await createOrtEngine(model, { threads: 1 });
+    reference = await computeSurface({
+      engine,
+      theta: model.initial,
+      directions,
+      grid,
+      train,
+      path: join(dir, "reference.h5"),
+      dirFile,
+      evaluate: { batchSize: 256, loss: "cross-entropy" },
+    });
+    await engine.dispose();
   });
-  await engine.dispose();
-});
 
-afterAll(async () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-  await redis?.stop();
-  cleanup();
-});
+  afterAll(async () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    await redis?.stop();
+  });
 
-describe("surfaces on a queue", () => {
   it("a worker killed with SIGKILL while it holds a job loses nothing: three workers and a collector give the single-process surface bit for bit", async () => {
     const out = join(dir, "killed.h5");
     const victim = track(run(["--import", "tsx", VICTIM, redis.url, "killed"]));
@@ -331,48 +335,51 @@ describe("surfaces on a queue", () => {
     expect(s.meta.model_hash).not.toBe(reference.meta.model_hash);
   });
 
-  it("a TLS-only, password-protected Redis works from the URL or $LOSSCAPE_REDIS_PASSWORD, and the password is never printed or stored", async () => {
-    const secret = "pw-Xy7-never-shown";
-    const tls = selfSignedCertificate(dir);
-    const locked = await startRedis({ password: secret, tls });
-    const trust = { NODE_EXTRA_CA_CERTS: tls.cert };
-    const ca = readFileSync(tls.cert, "utf8");
-    try {
-      const out = join(dir, "password.h5");
-      expect(locked.url).toMatch(/^rediss:\/\//);
-      const submit = cli([...surfaceArgs(out), "--queue", locked.url, "--detach"], trust);
-      expect(await submit.exit).toBe(0);
-      expect(submit.out).toMatch(/collect with: losscape collect --queue rediss:\/\/:\*\*\*@127\.0\.0\.1/);
-      expect(submit.out + submit.err).not.toContain(secret);
-      expect(readFileSync(out).includes(Buffer.from(secret))).toBe(false);
-      expect(readSurface(out).meta.command).toContain("rediss://:***@127.0.0.1");
+  it.skipIf(openssl === undefined)(
+    "a TLS-only, password-protected Redis works from the URL or $LOSSCAPE_REDIS_PASSWORD, and the password is never printed or stored",
+    async () => {
+      const secret = "pw-Xy7-never-shown";
+      const tls = selfSignedCertificate(dir);
+      const locked = await startRedis({ password: secret, tls });
+      const trust = { NODE_EXTRA_CA_CERTS: tls.cert };
+      const ca = readFileSync(tls.cert, "utf8");
+      try {
+        const out = join(dir, "password.h5");
+        expect(locked.url).toMatch(/^rediss:\/\//);
+        const submit = cli([...surfaceArgs(out), "--queue", locked.url, "--detach"], trust);
+        expect(await submit.exit).toBe(0);
+        expect(submit.out).toMatch(/collect with: losscape collect --queue rediss:\/\/:\*\*\*@127\.0\.0\.1/);
+        expect(submit.out + submit.err).not.toContain(secret);
+        expect(readFileSync(out).includes(Buffer.from(secret))).toBe(false);
+        expect(readSurface(out).meta.command).toContain("rediss://:***@127.0.0.1");
 
-      const wrong = parseQueueUrl(locked.url.replace(secret, `wrong-${secret}`), { ca });
-      const refused = startSurfaceWorker({ connection: wrong });
-      await expect(refused).rejects.toThrow(
-        /cannot use the queue at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0: WRONGPASS/,
-      );
-      await expect(refused).rejects.not.toThrow(secret);
+        const wrong = parseQueueUrl(locked.url.replace(secret, `wrong-${secret}`), { ca });
+        const refused = startSurfaceWorker({ connection: wrong });
+        await expect(refused).rejects.toThrow(
+          /cannot use the queue at rediss:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0: WRONGPASS/,
+        );
+        await expect(refused).rejects.not.toThrow(secret);
 
-      const logs: string[] = [];
-      const worker = await startSurfaceWorker(
-        { connection: parseQueueUrl(locked.url, { ca }) },
-        { threads: 1, log: (l) => logs.push(l) },
-      );
-      const plainUrl = `rediss://127.0.0.1:${locked.port}`;
-      const collect = cli(["collect", "--queue", plainUrl, out], {
-        ...trust,
-        LOSSCAPE_REDIS_PASSWORD: secret,
-      });
-      expect(await collect.exit).toBe(0);
-      await worker.close();
-      expect(collect.out + collect.err + logs.join("\n")).not.toContain(secret);
-      expect(logs[0]).toMatch(/ready: queue 'surfaces' at rediss:\/\/:\*\*\*@127\.0\.0\.1/);
-      expectIdentical(readSurface(out), reference);
-    } finally {
-      await locked.stop();
-    }
-  });
+        const logs: string[] = [];
+        const worker = await startSurfaceWorker(
+          { connection: parseQueueUrl(locked.url, { ca }) },
+          { threads: 1, log: (l) => logs.push(l) },
+        );
+        const plainUrl = `rediss://127.0.0.1:${locked.port}`;
+        const collect = cli(["collect", "--queue", plainUrl, out], {
+          ...trust,
+          LOSSCAPE_REDIS_PASSWORD: secret,
+        });
+        expect(await collect.exit).toBe(0);
+        await worker.close();
+        expect(collect.out + collect.err + logs.join("\n")).not.toContain(secret);
+        expect(logs[0]).toMatch(/ready: queue 'surfaces' at rediss:\/\/:\*\*\*@127\.0\.0\.1/);
+        expectIdentical(readSurface(out), reference);
+      } finally {
+        await locked.stop();
+      }
+    },
+  );
 
   it("bad targets are refused with what is wrong, before any file is written", async () => {
     await expect(collectSurface(target(), join(dir, "reference.h5"))).rejects.toThrow(
