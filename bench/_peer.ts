@@ -2,7 +2,8 @@
 // its best on the same cores, and reads the JSON it prints on its last line.
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { createInterface } from "node:readline";
 
 /** Python with Debian's torch; the pyenv python on PATH does not have it. */
@@ -11,6 +12,30 @@ export const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "pyt
 /** How the peer is configured, printed with every result. */
 export const PEER_SETUP =
   "PyTorch (Debian python3-torch) with OpenMP OpenBLAS (libopenblas0-openmp), glibc malloc tunables keeping buffers (mmap/trim thresholds 4 GiB), torch.set_num_threads(threads), no_grad, eval mode";
+
+/**
+ * The machine a benchmark ran on, for its output: CPU model, cores, SIMD kind and ONNX Runtime's
+ * NCHWc block size (8 with AVX2, 16 with AVX-512), which select different kernels.
+ *
+ * @example
+ * console.log(await machineLine()); // "machine: AMD EPYC (family 25, model 17), 2 cores, AVX-512 (ORT NCHWc block 16)"
+ */
+export async function machineLine(): Promise<string> {
+  const { nchwcBlockSize } = await import("../src/autodiff/nchwc.ts");
+  let cpu: string = process.arch;
+  let simd = "";
+  try {
+    const info = readFileSync("/proc/cpuinfo", "utf8");
+    const field = (key: string) => new RegExp(`^${key}\\s*:\\s*(.*)$`, "m").exec(info)?.[1]?.trim();
+    cpu = `${field("model name") ?? cpu} (family ${field("cpu family")}, model ${field("model")})`;
+    const flags = field("flags") ?? "";
+    simd = /\bavx512f\b/.test(flags) ? "AVX-512" : /\bavx2\b/.test(flags) ? "AVX2" : "no AVX2";
+  } catch {
+    // not Linux: the model name is unknown
+  }
+  const block = await nchwcBlockSize();
+  return `machine: ${cpu}, ${availableParallelism()} cores, ${simd} (ORT NCHWc block ${block ?? "none"})`;
+}
 
 /** Checks that the peer is importable; prints how to install it and exits otherwise. */
 export function requirePeer(): string {

@@ -1,20 +1,25 @@
 // Benchmark: ResNet-20 (3x32x32) forward evaluation throughput, losscape's
 // evaluate loop (including the parameter swap per call) against PyTorch's eval
-// loop on the same cores. Run: npm run bench:evaluate [-- --threads 2 --rounds 5]
+// loop on the same cores. Rounds alternate between the two sides (ABBA order)
+// and the ratio is the median of per-round ratios: on a shared machine the
+// speed drifts by tens of percent over minutes, which separate runs would read
+// as a ratio. Run: npm run bench:evaluate [-- --threads 2 --rounds 7 --batches 128,256]
 
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Random } from "../src/core/random.ts";
 import type { Dataset } from "../src/data/dataset.ts";
 import { createOrtEngine } from "../src/engine/ort.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
+import { machineLine, median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
     threads: { type: "string", default: "2" },
-    rounds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "7" },
     samples: { type: "string", default: "2048" },
     model: { type: "string", default: "resnet20" },
+    batches: { type: "string", default: "128,256" },
   },
 });
 const threads = Number(values.threads);
@@ -36,31 +41,57 @@ const model = zooModel(name, { inputShape: shape, seed: 0 });
 const engine = await createOrtEngine(model, { threads });
 
 console.log(
-  `${name} forward, ${samples} samples per call, ${threads} threads, median of ${rounds} rounds after a warm-up`,
+  `${name} forward, ${samples} samples per round, ${threads} threads, ${rounds} rounds per side alternating after a warm-up; medians`,
 );
+console.log(await machineLine());
 console.log(`peer: torch ${torchVersion}; ${PEER_SETUP}`);
-console.log("| batch | losscape (img/s) | PyTorch (img/s) | ratio |");
+console.log("| batch | losscape (img/s) | PyTorch (img/s) | ratio (median of per-round ratios) |");
 console.log("|---|---|---|---|");
 const ratios: number[] = [];
-for (const batchSize of [128, 256]) {
-  const ours: number[] = [];
-  for (let r = 0; r <= rounds; r++) {
-    // New parameters every call: the session is rebuilt, as at every grid point of a surface.
-    const params = model.initial.map((v) => v + 1e-4 * (r + 1));
+let call = 0;
+let params = model.initial;
+const first: Dataset = {
+  ...data,
+  inputs: data.inputs.subarray(0, 256 * 3072),
+  labels: data.labels.subarray(0, 256),
+};
+for (const batchSize of values.batches.split(",").map(Number)) {
+  // New parameters every round: the session is rebuilt, as at every grid point of a surface.
+  const ours = async (): Promise<number> => {
+    await sleep(100); // the other side's spinning threads go quiet
+    // Unmeasured: one batch on the current session wakes the thread pool, as the peer does.
+    await engine.evaluate(params, first, { batchSize });
+    call++;
+    params = model.initial.map((v) => v + 1e-4 * call);
     const t0 = performance.now();
     await engine.evaluate(params, data, { batchSize });
-    const rate = samples / ((performance.now() - t0) / 1000);
-    if (r > 0) ours.push(rate);
-  }
-  const peer = runPeer(
+    return samples / ((performance.now() - t0) / 1000);
+  };
+  const peer = await startPeer(
     new URL("./torch_evaluate.py", import.meta.url).pathname,
-    [name, String(threads), String(batchSize), String(samples), String(rounds)],
+    [name, String(threads), String(batchSize), String(samples)],
     threads,
   );
-  const theirs = median(peer.rates as number[]);
-  const mine = median(ours);
-  ratios.push(mine / theirs);
-  console.log(`| ${batchSize} | ${mine.toFixed(0)} | ${theirs.toFixed(0)} | ${(mine / theirs).toFixed(2)} |`);
+  const theirs = async (): Promise<number> => {
+    await sleep(100);
+    return (await peer.round()).rate as number;
+  };
+  await ours(); // warm-up
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      a.push(await ours());
+      b.push(await theirs());
+    } else {
+      b.push(await theirs());
+      a.push(await ours());
+    }
+  }
+  await peer.close();
+  const ratio = median(a.map((v, i) => v / b[i]!));
+  ratios.push(ratio);
+  console.log(`| ${batchSize} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} |`);
 }
 await engine.dispose();
 console.log(`ratio vs PyTorch: ${Math.min(...ratios).toFixed(2)}`);

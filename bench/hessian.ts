@@ -19,7 +19,7 @@ import { loadEmbedded } from "../src/data/embedded.ts";
 import { writeSafetensors } from "../src/formats/safetensors.ts";
 import { paramView } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
+import { machineLine, median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -62,6 +62,7 @@ console.log(
 console.log(
   `losscape: exact forward-over-reverse Hessian-vector products on onnxruntime-node, Lanczos (full reorthogonalization) to tol ${tol}`,
 );
+console.log(await machineLine());
 console.log(
   `peer: torch ${torchVersion}; double-backward products as the reference code, numpy Lanczos with full reorthogonalization and the same number of products (scipy's ARPACK eigsh, which the reference uses, is not installed); ${PEER_SETUP.replace(", no_grad, eval mode", ", eval mode")}`,
 );

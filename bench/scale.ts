@@ -25,7 +25,7 @@ import { parseQueueUrl } from "../src/queue/connection.ts";
 import type { QueuedSurfaceJob } from "../src/queue/submit.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
 import { startRedis } from "../test/queue/_redis.ts";
-import { median } from "./_peer.ts";
+import { machineLine, median } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -152,6 +152,7 @@ try {
   console.log(
     `${values.model} 2D surface ${nx}x${nx} on ${samples} Fashion-MNIST samples, batch 256; queue: local redis-server, in-process collector; median of ${rounds} alternating rounds after an untimed one`,
   );
+  console.log(await machineLine());
   console.log(`load average before: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores`);
   // Queue "one" has one worker, queue "two" two; idle workers wait on Redis without using the CPU.
   await Promise.all([startWorker("one", 1), startWorker("two", 1), startWorker("two", 2)]);

@@ -7,7 +7,7 @@ import { Random } from "../src/core/random.ts";
 import type { Dataset } from "../src/data/dataset.ts";
 import { createOrtEngine } from "../src/engine/ort.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median } from "./_peer.ts";
+import { machineLine, median } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: { swaps: { type: "string", default: "300" }, threads: { type: "string", default: "2" } },
@@ -38,4 +38,5 @@ await engine.dispose();
 console.log(
   `resnet20: parameter swap + one-sample forward, median ${median(times.slice(5)).toFixed(1)} ms over ${swaps - 5} calls`,
 );
+console.log(await machineLine());
 console.log(`RSS during the run (MB): ${rss.map((r) => r.toFixed(0)).join(", ")}`);

@@ -14,7 +14,7 @@ import { createOrtEngine } from "../src/engine/ort.ts";
 import { makeDirections } from "../src/landscape/plan.ts";
 import { computeSurface } from "../src/landscape/surface.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
+import { machineLine, median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -47,12 +47,13 @@ const axis = axisValues({ min: -1, max: 1, num: nx });
 const dir = mkdtempSync(join(tmpdir(), "losscape-bench-"));
 
 console.log(
-  `${values.model} 2D surface ${nx}x${nx} on ${samples} samples, batch 128, ${threads} threads, median of ${rounds} rounds`,
+  `${values.model} 2D surface ${nx}x${nx} on ${samples} samples, batch 128, ${threads} threads, ${rounds} rounds alternating; medians`,
 );
+console.log(await machineLine());
 console.log(`peer: torch ${torchVersion}, the reference loop (set weights, eval, no_grad); ${PEER_SETUP}`);
 const ours: number[] = [];
 const theirs: number[] = [];
-for (let r = 0; r < rounds; r++) {
+const mine = async (r: number): Promise<number> => {
   const t0 = performance.now();
   await computeSurface({
     engine,
@@ -64,13 +65,23 @@ for (let r = 0; r < rounds; r++) {
     dirFile: "bench",
     evaluate: { batchSize: 128 },
   });
-  ours.push((nx * nx) / ((performance.now() - t0) / 1000));
-  const peer = runPeer(
+  return (nx * nx) / ((performance.now() - t0) / 1000);
+};
+const peer = (): number =>
+  runPeer(
     new URL("./torch_surface.py", import.meta.url).pathname,
     [values.model, String(threads), String(nx), String(samples), "128"],
     threads,
-  );
-  theirs.push(peer.points_per_s as number);
+  ).points_per_s as number;
+for (let r = 0; r < rounds; r++) {
+  // ABBA order: neither side always runs first after the other.
+  if (r % 2 === 0) {
+    ours.push(await mine(r));
+    theirs.push(peer());
+  } else {
+    theirs.push(peer());
+    ours.push(await mine(r));
+  }
   console.log(
     `round ${r + 1}: losscape ${ours[r]!.toFixed(3)} points/s, PyTorch ${theirs[r]!.toFixed(3)} points/s`,
   );
@@ -79,8 +90,9 @@ await engine.dispose();
 rmSync(dir, { recursive: true, force: true });
 const a = median(ours);
 const b = median(theirs);
+const ratio = median(ours.map((v, i) => v / theirs[i]!));
 console.log("| | points/s | img/s |");
 console.log("|---|---|---|");
 console.log(`| losscape | ${a.toFixed(3)} | ${(a * samples).toFixed(0)} |`);
 console.log(`| PyTorch | ${b.toFixed(3)} | ${(b * samples).toFixed(0)} |`);
-console.log(`ratio vs PyTorch: ${(a / b).toFixed(2)}`);
+console.log(`ratio vs PyTorch: ${ratio.toFixed(2)} (median of per-round ratios)`);

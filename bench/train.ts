@@ -13,7 +13,7 @@ import { createGradientSession } from "../src/autodiff/session.ts";
 import { optimizerState, updateRunningStat } from "../src/core/optim.ts";
 import { Random } from "../src/core/random.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
-import { median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
+import { machineLine, median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
 const { values } = parseArgs({
   options: {
@@ -66,6 +66,7 @@ async function ours(name: string, shape: number[], steps: number) {
 console.log(
   `training step (forward + backward + SGD update), batch ${batch}, ${threads} threads, ${rounds} rounds per side (MLP: ${values["mlp-steps"]} steps, others: ${values.steps}), alternating; medians`,
 );
+console.log(await machineLine());
 console.log(
   `peer: torch ${torchVersion}; ${PEER_SETUP.replace("no_grad, eval mode", "train mode, torch.optim.SGD")}`,
 );
