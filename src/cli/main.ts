@@ -81,12 +81,19 @@ program
   .option("--classes <n>", "number of classes", positiveInt("--classes"), 10)
   .option("--seed <n>", "seed of the initial parameters", nonNegativeInt("--seed"), 0)
   .option("--width <k>", "width multiplier", positiveNumber("--width"), 1)
+  .option(
+    "--activation <kind>",
+    "relu (the paper's) or softplus (no kinks)",
+    oneOf("--activation", ["relu", "softplus"] as const),
+    "relu" as const,
+  )
   .action((name, o) => {
     const model = zooModel(name, {
       inputShape: o.inputShape,
       classes: o.classes,
       seed: o.seed,
       width: o.width,
+      activation: o.activation,
     });
     const files = saveModel(model, model.initial, o.out, { seed: String(o.seed) });
     console.log(

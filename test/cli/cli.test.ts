@@ -1,11 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadDataset } from "../../src/data/load.ts";
 import { createOrtEngine } from "../../src/engine/ort.ts";
 import { loadParams } from "../../src/model/checkpoint.ts";
 import { readOnnx } from "../../src/model/import.ts";
+import { decodeModel } from "../../src/onnx/proto.ts";
 import { tempDir } from "../helpers.ts";
 
 const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
@@ -54,6 +55,18 @@ describe("losscape CLI", () => {
     expect(again.code).toBe(0);
     expect(again.out).toMatch(/resuming the training run in .* after epoch 1/);
   }, 300_000);
+
+  it("zoo --activation softplus writes the Softplus variant; another activation is refused by name", async () => {
+    const base = join(dir, "cnn-softplus");
+    expect(cli("zoo", "cnn", "--out", base, "--activation", "softplus").code).toBe(0);
+    const ops = decodeModel(readFileSync(`${base}.onnx`)).graph.nodes.map((n) => n.opType);
+    expect(ops.filter((o) => o === "Softplus")).toHaveLength(3);
+    expect(ops).not.toContain("Relu");
+    const bad = cli("zoo", "cnn", "--out", join(dir, "never"), "--activation", "tanh");
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--activation expects one of relu, softplus, got 'tanh'/);
+    expect(existsSync(join(dir, "never.onnx"))).toBe(false);
+  });
 
   it("zoo writes a model that evaluate reads back, with the library's numbers", async () => {
     const base = join(dir, "mlp");
