@@ -305,6 +305,25 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
           return [{ ...info, value: v }];
         }
       }
+      // Equal and Where on shape values: torch.onnx writes x.expand(n, -1, -1) as
+      // Expand(x, Where(Equal(shape, -1), ones, shape)).
+      const va = valueAt(0);
+      const vb = valueAt(1);
+      if (n.opType === "Equal" && va && vb) {
+        const len = Math.max(va.length, vb.length);
+        const at = (v: Dim[], i: number) => v[v.length === 1 ? 0 : i] ?? null;
+        const value: Dim[] = [];
+        for (let i = 0; i < len; i++) value.push(sameDim(at(va, i), at(vb, i)));
+        return [{ ...info, value }];
+      }
+      const vc = valueAt(2);
+      if (n.opType === "Where" && va && vb && vc && va.every((c) => c === 0 || c === 1)) {
+        const len = Math.max(va.length, vb.length, vc.length);
+        const at = (v: Dim[], i: number) => v[v.length === 1 ? 0 : i] ?? null;
+        const value: Dim[] = [];
+        for (let i = 0; i < len; i++) value.push(at(va, i) === 1 ? at(vb, i) : at(vc, i));
+        return [{ ...info, value }];
+      }
       return [info];
     }
     case "ReorderInput":
@@ -493,7 +512,12 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
     }
     case "ConstantOfShape": {
       const t = constantTensor(n);
-      return [{ type: t?.dataType ?? DataType.FLOAT, dims: valueAt(0) ?? null }];
+      const dims = valueAt(0) ?? null;
+      // A small 1-D fill (torch.onnx builds -1 sentinels this way) keeps its values.
+      const fill = t ? (tensorInfo(t).value?.[0] ?? null) : 0;
+      if (dims?.length === 1 && typeof dims[0] === "number" && dims[0] <= 64 && fill !== null)
+        return [{ type: t?.dataType ?? DataType.FLOAT, dims, value: new Array<Dim>(dims[0]).fill(fill) }];
+      return [{ type: t?.dataType ?? DataType.FLOAT, dims }];
     }
     case "Expand": {
       const shape = valueAt(1);
@@ -549,6 +573,19 @@ function inferNode(n: Node, known: Map<string, Info>, opset: number): (Info | un
     default:
       return n.outputs.map(() => ({ type: x?.type ?? DataType.FLOAT, dims: null }));
   }
+}
+
+/**
+ * Equality of two shape entries as 1 / 0, or null when unknown: a symbolic dim (a size >= 1)
+ * differs from -1 and 0, the sentinels exports compare shapes with.
+ */
+function sameDim(a: Dim, b: Dim): Dim {
+  if (typeof a === "number" && typeof b === "number") return a === b ? 1 : 0;
+  const sym = typeof a === "number" ? b : a;
+  const num = typeof a === "number" ? a : b;
+  if (typeof sym === "string" && (num === -1 || num === 0)) return 0;
+  if (typeof a === "string" && a === b) return 1;
+  return null;
 }
 
 function dimSum(dims: readonly Dim[]): Dim {

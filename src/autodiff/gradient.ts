@@ -49,6 +49,7 @@ import {
   type ValueInfo,
 } from "../onnx/proto.ts";
 import { type EmitAttr, Emitter, NCHWC_DOMAIN } from "./_emit.ts";
+import { lowerRecurrent, RECURRENT } from "./_lower-recurrent.ts";
 import {
   RULES as BASE_RULES,
   BATCH_NORM_RULES,
@@ -153,12 +154,17 @@ export interface GradientGraph {
   readonly proto: ModelProto;
   /** Samples input, [N, ...sample shape]. */
   readonly input: "input";
-  /** Labels input, int64 [N]. */
+  /** Labels input, int64 [N, ...targetShape]. */
   readonly labels: "labels";
-  /** Scalar output: mean cross-entropy over the batch. */
+  /** Scalar output: mean cross-entropy over the batch (over every target position). */
   readonly loss: "loss";
-  /** Logits output, [N, classes]. */
+  /** Logits output, [N, ...targetShape, classes]. */
   readonly logits: "logits";
+  /**
+   * Shape of one sample's targets: [] for classifiers ([N, classes] logits), the axes between
+   * batch and classes otherwise ([T] for a language model's [N, T, vocab] logits).
+   */
+  readonly targetShape: readonly number[];
   readonly gradients: readonly GradientOutput[];
   readonly statistics: readonly StatisticOutput[];
   readonly batchNorm: BatchNormMode;
@@ -298,12 +304,17 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     src.inputDims[0] = options.batch;
   }
   const graph = src.proto.graph;
-  const opset = src.proto.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
-  if (opset < 11) {
+  const declared = src.proto.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
+  if (declared < 11) {
     throw new Error(
-      `gradientGraph(): the model uses ONNX opset ${opset}; gradients need opset >= 11 (re-export it)`,
+      `gradientGraph(): the model uses ONNX opset ${declared}; gradients need opset >= 11 (re-export it)`,
     );
   }
+  // Graphs of opset 13-15 are raised to 16, which adds ScatterElements/ScatterND with reduction
+  // (the gradient of overlapping max pools, embeddings); no op of the default domain changed its
+  // meaning between 13 and 16 (only types and new attributes with the old defaults), unlike 11-12
+  // (axes as attributes), which stay as they are.
+  const opset = declared >= 13 && declared < 16 ? 16 : declared;
   const inits = new Map<string, Tensor>(graph.initializers.map((t) => [t.name, t]));
   for (const p of src.trainable) {
     const t = inits.get(p);
@@ -314,10 +325,13 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
       );
   }
   const inputInfo = graph.inputs.find((v) => v.name === src.input)!;
-  const floatType = inputInfo.elemType;
+  const inputType = inputInfo.elemType;
+  const tokens = inputType === DataType.INT64 || inputType === DataType.INT32;
+  // Token-id inputs (embeddings): the float type is the parameters'.
+  const floatType = tokens ? (inits.get(src.trainable[0] ?? "")?.dataType ?? DataType.FLOAT) : inputType;
   if (floatType !== DataType.FLOAT && floatType !== DataType.DOUBLE) {
     throw new Error(
-      `gradientGraph(): input '${src.input}' has element type ${floatType}; expected float32 (1) or float64 (11)`,
+      `gradientGraph(): input '${src.input}' has element type ${inputType}; expected float32 (1) or float64 (11) samples, or int64 (7) / int32 (6) token ids`,
     );
   }
 
@@ -357,23 +371,44 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     needed.add(n);
     for (const i of n.inputs) if (i) stack.push(i);
   }
-  const nodes: Node[] = graph.nodes
+  let nodes: Node[] = graph.nodes
     .filter((n) => needed.has(n))
     .map((n) => ({ ...n, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename) }));
+  const inputShapes = new Map<string, Info>([["input", { type: inputType, dims: src.inputDims }]]);
 
-  const renamedGraph = { ...graph, nodes };
-  const shapes = inferShapes(
-    renamedGraph,
-    opset,
-    new Map<string, Info>([["input", { type: floatType, dims: src.inputDims }]]),
-  );
+  // Recurrent ops become their primitives over the time steps (_lower-recurrent.ts).
+  const lowering = new Emitter(opset, floatType, taken);
+  if (nodes.some((n) => RECURRENT.has(n.opType))) {
+    const pre = inferShapes({ ...graph, nodes }, opset, inputShapes);
+    const lowered: Node[] = [];
+    for (const n of nodes) {
+      if (!RECURRENT.has(n.opType)) {
+        lowered.push(n);
+        continue;
+      }
+      const start = lowering.nodes.length;
+      lowerRecurrent(lowering, n, pre.get(n.inputs[0]!)?.dims ?? null);
+      lowered.push(...lowering.nodes.slice(start));
+    }
+    nodes = lowered;
+  }
+
+  const renamedGraph = { ...graph, nodes, initializers: [...graph.initializers, ...lowering.initializers] };
+  const shapes = inferShapes(renamedGraph, opset, inputShapes);
   const logitsDims = shapes.get(logitsValue)?.dims;
-  const classes = logitsDims?.[1];
-  if (logitsDims?.length !== 2 || typeof classes !== "number") {
+  const classes = logitsDims?.[logitsDims.length - 1];
+  const targetShape = logitsDims?.slice(1, -1) ?? [];
+  if (
+    !logitsDims ||
+    logitsDims.length < 2 ||
+    typeof classes !== "number" ||
+    !targetShape.every((d): d is number => typeof d === "number")
+  ) {
     throw new Error(
-      `gradientGraph(): logits '${src.output}' have shape ${JSON.stringify(logitsDims)}; expected [batch, classes] with a static number of classes`,
+      `gradientGraph(): logits '${src.output}' have shape ${JSON.stringify(logitsDims)}; expected [batch, classes] or [batch, positions..., classes] with static sizes after the batch`,
     );
   }
+  const classAxis = logitsDims.length - 1;
 
   // Which values depend on a trainable parameter.
   const requires = new Set<string>(src.trainable);
@@ -384,6 +419,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   }
 
   const e = new Emitter(opset, floatType, taken);
+  e.initializers.push(...lowering.initializers);
   e.channelReduction = f.channelSums;
   e.convBlock = options.convBlock;
   const statistics: StatisticOutput[] = [];
@@ -423,18 +459,21 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
 
   // ---- loss: mean over the batch of -log softmax(logits)[label]
   if (logitsValue !== "logits") e.op("Identity", [logitsValue], {}, "logits");
-  const logp = e.op("LogSoftmax", [logitsValue], { axis: 1 });
-  const labels = e.unsqueeze("labels", [1]);
-  const picked = e.op("GatherElements", [logp, labels], { axis: 1 });
-  e.op("Neg", [e.reduceMean(picked, [0, 1], false)], {}, "loss");
-  const onehot = e.op("Cast", [e.op("Equal", [labels, e.i64(range(classes), [1, classes])])], {
+  // (over every target position: [N, ...positions, classes] logits, class axis last).
+  const logp = e.op("LogSoftmax", [logitsValue], { axis: classAxis });
+  const labels = e.unsqueeze("labels", [classAxis]);
+  const picked = e.op("GatherElements", [logp, labels], { axis: classAxis });
+  e.op("Neg", [e.reduceMean(picked, range(logitsDims.length), false)], {}, "loss");
+  const classRow = [...new Array<number>(classAxis).fill(1), classes];
+  const onehot = e.op("Cast", [e.op("Equal", [labels, e.i64(range(classes), classRow)])], {
     to: floatType,
   });
   const batch = logitsDims[0];
+  const positions = targetShape.reduce((a, b) => a * b, 1);
   const invBatch =
     typeof batch === "number"
-      ? e.scalar(1 / batch)
-      : e.op("Reciprocal", [e.op("Cast", [e.op("Shape", ["labels"])], { to: floatType })]);
+      ? e.scalar(1 / (batch * positions))
+      : e.op("Reciprocal", [e.op("Cast", [e.op("Size", ["labels"])], { to: floatType })]);
   const seed = e.op("Mul", [e.op("Sub", [e.op("Exp", [logp]), onehot]), invBatch]);
 
   // ---- backward
@@ -555,14 +594,14 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   initializers.push(...e.initializers);
   const batchDim = src.inputDims[0] ?? "N";
   const inputs: ValueInfo[] = [
-    { name: "input", elemType: floatType, shape: src.inputDims.map((d) => d ?? "?") },
-    { name: "labels", elemType: DataType.INT64, shape: [batchDim ?? "N"] },
+    { name: "input", elemType: inputType, shape: src.inputDims.map((d) => d ?? "?") },
+    { name: "labels", elemType: DataType.INT64, shape: [batchDim ?? "N", ...targetShape] },
     ...paramInputs,
     ...stateInputs,
   ];
   const graphOutputs: ValueInfo[] = [
     { name: "loss", elemType: floatType, shape: [] },
-    { name: "logits", elemType: floatType, shape: [batchDim ?? "N", classes] },
+    { name: "logits", elemType: floatType, shape: [batchDim ?? "N", ...targetShape, classes] },
     ...gradients.map((g) => ({ name: g.output, elemType: floatType, shape: [...g.shape] })),
     ...updates.flatMap((u) => {
       const shape = [...inits.get(u.param)!.dims];
@@ -576,9 +615,12 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
   ];
   const proto: ModelProto = {
     irVersion: Math.max(src.proto.irVersion, 7),
-    opsets: e.nodes.some((n) => n.domain === NCHWC_DOMAIN)
-      ? [...src.proto.opsets.filter((o) => o.domain !== NCHWC_DOMAIN), { domain: NCHWC_DOMAIN, version: 1 }]
-      : src.proto.opsets,
+    opsets: [
+      ...src.proto.opsets
+        .filter((o) => o.domain !== NCHWC_DOMAIN)
+        .map((o) => (o.domain === "" || o.domain === "ai.onnx" ? { ...o, version: opset } : o)),
+      ...(e.nodes.some((n) => n.domain === NCHWC_DOMAIN) ? [{ domain: NCHWC_DOMAIN, version: 1 }] : []),
+    ],
     producer: "losscape-autodiff",
     graph: {
       name: `${graph.name || "model"}-gradient`,
@@ -594,6 +636,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     input: "input",
     labels: "labels",
     loss: "loss",
+    targetShape,
     logits: "logits",
     gradients,
     statistics,

@@ -5,7 +5,8 @@
 
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
-import { checkParams, type Model, shapeSize } from "../model/model.ts";
+import { batchCount, type Samples, samplesTensor, targetsTensor } from "../engine/_tensors.ts";
+import { checkParams, type Model } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, gradientGraph } from "./gradient.ts";
 import { type JvpGraph, jvpGraph } from "./jvp.ts";
@@ -69,12 +70,7 @@ export interface HvpSession {
   readonly model: Model;
   readonly graph: HvpGraph;
   /** Loss, gradient and H v on one batch; `v` is read at the differentiated parameters only. */
-  run(
-    params: Float32Array,
-    v: Float32Array,
-    inputs: Float32Array,
-    labels: ArrayLike<number>,
-  ): Promise<HvpStep>;
+  run(params: Float32Array, v: Float32Array, inputs: Samples, labels: ArrayLike<number>): Promise<HvpStep>;
   /** Releases the ORT session. */
   dispose(): Promise<void>;
 }
@@ -125,7 +121,7 @@ class OrtHvpSession implements HvpSession {
   async run(
     params: Float32Array,
     v: Float32Array,
-    inputs: Float32Array,
+    inputs: Samples,
     labels: ArrayLike<number>,
   ): Promise<HvpStep> {
     if (!this.session)
@@ -136,16 +132,11 @@ class OrtHvpSession implements HvpSession {
         `run(): 'v' has ${v.length} values but model '${this.model.name}' has ${this.model.size}`,
       );
     }
-    const count = labels.length;
-    const per = shapeSize(this.model.input.shape);
-    if (count < 1 || inputs.length !== count * per) {
-      throw new Error(
-        `run(): ${count} labels need ${count * per} input values (samples of shape [${this.model.input.shape.join(", ")}]), got ${inputs.length}`,
-      );
-    }
+    const targetShape = this.graph.gradient.targetShape;
+    const count = batchCount(this.model, targetShape, inputs, labels, "run()");
     const feeds: Record<string, ort.Tensor> = {
-      input: new ort.Tensor("float32", inputs, [count, ...this.model.input.shape]),
-      labels: new ort.Tensor("int64", BigInt64Array.from(Array.from(labels, (x) => BigInt(x))), [count]),
+      input: samplesTensor(this.model, inputs, count, "run()"),
+      labels: targetsTensor(labels, [count, ...targetShape]),
     };
     for (const name of this.graph.gradient.parameterInputs) {
       const p = this.byName.get(name)!;

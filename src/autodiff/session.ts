@@ -7,7 +7,8 @@
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
 import type { OptimizerConfig, OptimizerState } from "../core/optim.ts";
-import { checkParams, type Model, type ParamSpec, shapeSize } from "../model/model.ts";
+import { batchCount, type Samples, samplesTensor, targetsTensor } from "../engine/_tensors.ts";
+import { checkParams, type Model, type ParamSpec } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
 import { type GradientGraph, type GradientOptions, gradientGraph, type ParameterMode } from "./gradient.ts";
 import { nchwcBlockSize } from "./nchwc.ts";
@@ -44,7 +45,7 @@ export interface GradientSession {
   readonly model: Model;
   readonly graph: GradientGraph;
   /** Loss, logits and gradient at `params` on one batch (`labels.length` samples from `inputs`). */
-  step(params: Float32Array, inputs: Float32Array, labels: ArrayLike<number>): Promise<GradientStep>;
+  step(params: Float32Array, inputs: Samples, labels: ArrayLike<number>): Promise<GradientStep>;
   /**
    * For a session created with `optimizer`: one training step on a batch with the optimizer update
    * done by ORT. `params` (trainable entries) and `state` (as optimizerState() makes it) are updated
@@ -54,7 +55,7 @@ export interface GradientSession {
   update(
     params: Float32Array,
     state: OptimizerState,
-    inputs: Float32Array,
+    inputs: Samples,
     labels: ArrayLike<number>,
     lr: number,
   ): Promise<UpdateStep>;
@@ -208,22 +209,16 @@ class OrtGradientSession implements GradientSession {
   private async run(
     where: string,
     params: Float32Array,
-    inputs: Float32Array,
+    inputs: Samples,
     labels: ArrayLike<number>,
     extra: (feeds: Record<string, ort.Tensor>) => void = () => {},
   ): Promise<ort.InferenceSession.ReturnType> {
     checkParams(this.model, params, `${where}()`);
-    const count = labels.length;
-    const per = shapeSize(this.model.input.shape);
-    if (count < 1 || inputs.length !== count * per) {
-      throw new Error(
-        `${where}(): ${count} labels need ${count * per} input values (samples of shape [${this.model.input.shape.join(", ")}]), got ${inputs.length}`,
-      );
-    }
+    const count = batchCount(this.model, this.graph.targetShape, inputs, labels, `${where}()`);
     const session = await this.sessionFor(params, count);
     const feeds: Record<string, ort.Tensor> = {
-      input: new ort.Tensor("float32", inputs, [count, ...this.model.input.shape]),
-      labels: new ort.Tensor("int64", BigInt64Array.from(Array.from(labels, (v) => BigInt(v))), [count]),
+      input: samplesTensor(this.model, inputs, count, `${where}()`),
+      labels: targetsTensor(labels, [count, ...this.graph.targetShape]),
     };
     if (this.graph.parameters === "inputs") {
       for (const name of this.graph.parameterInputs) {
@@ -247,7 +242,7 @@ class OrtGradientSession implements GradientSession {
     };
   }
 
-  async step(params: Float32Array, inputs: Float32Array, labels: ArrayLike<number>): Promise<GradientStep> {
+  async step(params: Float32Array, inputs: Samples, labels: ArrayLike<number>): Promise<GradientStep> {
     if (this.graph.updates.length > 0) {
       throw new Error(
         `step(): this session of '${this.model.name}' applies optimizer updates; call update()`,
@@ -264,7 +259,7 @@ class OrtGradientSession implements GradientSession {
   async update(
     params: Float32Array,
     state: OptimizerState,
-    inputs: Float32Array,
+    inputs: Samples,
     labels: ArrayLike<number>,
     lr: number,
   ): Promise<UpdateStep> {

@@ -110,9 +110,24 @@ modelOptions(program.command("describe"))
     );
     const trainable = model.params.filter((p) => isTrainable(p.role)).reduce((a, p) => a + p.size, 0);
     console.log(`${model.params.length} parameter tensors, ${model.size} values (${trainable} trainable)`);
+    const report = new Map((model.initializers ?? []).map((r) => [r.name, r]));
     for (const p of model.params) {
       const axis = p.filterAxis !== undefined ? ` (filters along axis ${p.filterAxis})` : "";
-      console.log(`  ${p.name.padEnd(36)} ${`[${p.shape.join(", ")}]`.padEnd(18)} ${p.role}${axis}`);
+      const r = report.get(p.name);
+      const notes = [
+        p.kind,
+        r?.shared ? `shared: ${r.users.join(", ")}` : undefined,
+        r?.restoredFrom ? `restored: the exporter had merged it into '${r.restoredFrom}'` : undefined,
+      ].filter(Boolean);
+      console.log(
+        `  ${p.name.padEnd(36)} ${`[${p.shape.join(", ")}]`.padEnd(18)} ${p.role}${axis}${notes.length ? `  ${notes.join("; ")}` : ""}`,
+      );
+    }
+    const constants = (model.initializers ?? []).filter((r) => r.status === "constant");
+    if (constants.length > 0) {
+      console.log(`${constants.length} float initializer(s) kept constant:`);
+      for (const r of constants)
+        console.log(`  ${r.name.padEnd(36)} ${`[${r.shape.join(", ")}]`.padEnd(18)} ${r.kind}`);
     }
   });
 

@@ -5,7 +5,7 @@
 // float64 with each batch weighted by its share of the samples.
 
 import { createHvpSession, type HvpSession } from "../autodiff/hvp.ts";
-import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
 
 /** Options of a Hessian operator. */
@@ -93,6 +93,7 @@ export async function hessianOperator(
   const mask = new Uint8Array(model.size);
   for (const p of model.params)
     if (session.graph.params.includes(p.name)) mask.fill(1, p.offset, p.offset + p.size);
+  const positions = targetSize(data);
   let passes = 0;
   let atTheta: { loss: number; gradient: Float32Array } | undefined;
 
@@ -109,7 +110,7 @@ export async function hessianOperator(
         theta,
         v,
         readSamples(data, start, count, scratch),
-        data.labels.subarray(start, start + count),
+        data.labels.subarray(start * positions, (start + count) * positions),
       );
       const w = count / n;
       loss += s.loss * w;

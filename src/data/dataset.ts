@@ -1,5 +1,6 @@
 // The in-memory dataset every engine evaluates on: samples as one flat float32
-// array in NCHW (or N x features) order, labels as class indices.
+// array in NCHW (or N x features) order (or int32 token ids), targets as class
+// indices: one per sample, or one per position of a per-sample target shape.
 
 /**
  * A labelled set of samples, already normalized, ready for a model's input.
@@ -12,22 +13,35 @@ export interface Dataset {
   readonly name: string;
   /** Shape of one sample, e.g. [1, 28, 28] or [3, 32, 32]. */
   readonly shape: readonly number[];
-  /** All samples back to back, length = count * product(shape); empty for a streamed dataset (see `read`). */
-  readonly inputs: Float32Array;
+  /**
+   * All samples back to back, length = count * product(shape); empty for a streamed dataset (see
+   * `read`). Token ids (for models whose input is int64/int32) are an Int32Array.
+   */
+  readonly inputs: Float32Array | Int32Array;
   /**
    * Streamed datasets: copies samples [start, start + count) into `out` (normalized), reading them from disk, so
    * that memory holds one batch rather than the whole set. In-memory datasets leave it undefined.
    */
   readonly read?: (start: number, count: number, out: Float32Array) => void;
-  /** Class index of each sample. */
+  /**
+   * Class index of each sample, or of each position of each sample when `targetShape` is set
+   * (count * product(targetShape) values: next-token targets [T], per-pixel classes [H, W]).
+   */
   readonly labels: Uint8Array | Uint16Array | Int32Array;
+  /** Shape of one sample's targets (default []: one class index per sample). */
+  readonly targetShape?: readonly number[];
   /** Number of classes. */
   readonly classes: number;
 }
 
+/** Number of target positions per sample (1 unless `targetShape` is set). */
+export function targetSize(data: Dataset): number {
+  return (data.targetShape ?? []).reduce((a, b) => a * b, 1);
+}
+
 /** Number of samples in a dataset. */
 export function datasetSize(data: Dataset): number {
-  return data.labels.length;
+  return data.labels.length / targetSize(data);
 }
 
 /** Number of values in one sample. */
@@ -47,7 +61,7 @@ export function readSamples(
   start: number,
   count: number,
   scratch?: Float32Array,
-): Float32Array {
+): Float32Array | Int32Array {
   const per = sampleSize(data);
   if (!data.read) return data.inputs.subarray(start * per, (start + count) * per);
   const out =

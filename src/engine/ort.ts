@@ -5,8 +5,9 @@
 
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
-import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
+import { samplesTensor } from "./_tensors.ts";
 import { accumulateLoss, type Engine, type EvaluateOptions, type Metrics } from "./engine.ts";
 
 /** Options of the ONNX Runtime engine. */
@@ -103,14 +104,12 @@ class OrtEngine implements Engine {
     if (fixed !== null && fixed !== count) {
       if (count > fixed)
         throw new Error(`internal: batch of ${count} exceeds the graph's fixed batch ${fixed}`);
-      const padded = new Float32Array(fixed * per);
+      const padded = x instanceof Float32Array ? new Float32Array(fixed * per) : new Int32Array(fixed * per);
       padded.set(x);
       x = padded;
       rows = fixed;
     }
-    const feeds = {
-      [this.model.input.name]: new ort.Tensor("float32", x, [rows, ...this.model.input.shape]),
-    };
+    const feeds = { [this.model.input.name]: samplesTensor(this.model, x, rows, "evaluate()") };
     const out = await session.run(feeds, [this.model.output]);
     const t = out[this.model.output];
     if (t?.type !== "float32") {
@@ -119,13 +118,15 @@ class OrtEngine implements Engine {
       );
     }
     const data32 = t.data as Float32Array;
-    const classes = data32.length / rows;
-    if (t.dims.length !== 2 || !Number.isInteger(classes)) {
+    // [batch, classes], or [batch, positions..., classes] against targets of shape [positions...].
+    const positions = targetSize(data);
+    const inner = t.dims.slice(1, -1).reduce((a, b) => a * b, 1);
+    if (t.dims.length < 2 || t.dims[0] !== rows || inner !== positions) {
       throw new Error(
-        `model '${this.model.name}': output '${this.model.output}' has shape [${t.dims.join(", ")}]; expected [batch, classes] logits`,
+        `model '${this.model.name}': output '${this.model.output}' has shape [${t.dims.join(", ")}]; dataset '${data.name}' needs [batch, ${positions === 1 && (data.targetShape ?? []).length === 0 ? "" : `${(data.targetShape ?? []).join(", ")}, `}classes] logits (targets of shape [${(data.targetShape ?? []).join(", ")}] per sample)`,
       );
     }
-    return rows === count ? data32 : data32.subarray(0, count * classes);
+    return rows === count ? data32 : data32.subarray(0, (data32.length / rows) * count);
   }
 
   async evaluate(params: Float32Array, data: Dataset, options: EvaluateOptions = {}): Promise<Metrics> {
@@ -141,19 +142,21 @@ class OrtEngine implements Engine {
     if (n === 0) throw new Error(`evaluate(): dataset '${data.name}' is empty`);
     const session = await this.sessionFor(params);
     const sums = { loss: 0, correct: 0 };
+    const positions = targetSize(data);
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
       const logits = await this.run(session, data, start, count);
-      const classes = logits.length / count;
+      const classes = logits.length / (count * positions);
       if (classes < data.classes) {
         throw new Error(
-          `evaluate(): model '${this.model.name}' outputs ${classes} logits per sample but dataset '${data.name}' has ${data.classes} classes`,
+          `evaluate(): model '${this.model.name}' outputs ${classes} logits per ${positions > 1 ? "position" : "sample"} but dataset '${data.name}' has ${data.classes} classes`,
         );
       }
-      accumulateLoss(logits, data.labels, start, count, classes, loss, sums);
+      accumulateLoss(logits, data.labels, start * positions, count * positions, classes, loss, sums);
       onProgress?.(start + count, n);
     }
-    return { loss: sums.loss / n, accuracy: sums.correct / n, count: n };
+    // Means over every target position (per token, per pixel) for sequence and dense targets.
+    return { loss: sums.loss / (n * positions), accuracy: sums.correct / (n * positions), count: n };
   }
 
   async logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array> {

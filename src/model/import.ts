@@ -6,17 +6,17 @@
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import {
-  attr,
   DataType,
   decodeModel,
   encodeModel,
   type Graph,
   type ModelProto,
-  type Node,
+  metadataProps,
   type Tensor,
   tensorFloats,
 } from "../onnx/proto.ts";
-import type { Model, ParamRole, ParamSpec } from "./model.ts";
+import { discoverParameters, type InitializerReport, restoreMerged } from "./_discover.ts";
+import type { InputType, Model, ParamSpec } from "./model.ts";
 
 /** Options for reading an ONNX model. */
 export interface ImportOptions {
@@ -30,12 +30,10 @@ export interface ImportOptions {
   inputShape?: readonly number[];
   /** Accept a graph whose BatchNorm was folded into Conv weights by the exporter (see method.md). */
   allowFoldedBatchNorm?: boolean;
-}
-
-interface Found {
-  role: ParamRole;
-  filterAxis?: number;
-  node: Node;
+  /** Float initializers whose names match are parameters, whatever reads them (--trainable). */
+  trainable?: RegExp;
+  /** Float initializers whose names match stay constant (--constant). */
+  constant?: RegExp;
 }
 
 /**
@@ -63,7 +61,13 @@ export async function readOnnx(path: string, options: ImportOptions = {}): Promi
 /** Builds a Model from a decoded ModelProto (used by the importer and the zoo). */
 export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model {
   const name = options.name ?? "model";
-  const graph = proto.graph;
+  // Exporters that merge equal initializers (torch.onnx) leave Identity(other) in their place: undo that first.
+  const graph: Graph = {
+    ...proto.graph,
+    nodes: [...proto.graph.nodes],
+    initializers: [...proto.graph.initializers],
+  };
+  const restored = restoreMerged(graph);
   const warnings: string[] = [];
   const inits = new Map<string, Tensor>(graph.initializers.map((t) => [t.name, t]));
 
@@ -84,9 +88,10 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
   );
   const outputInfo = graph.outputs.find((v) => v.name === output)!;
 
-  if (inputInfo.elemType !== DataType.FLOAT) {
+  const inputType = INPUT_TYPES.get(inputInfo.elemType);
+  if (inputType === undefined) {
     throw new Error(
-      `${name}: input '${input}' has element type ${inputInfo.elemType}; losscape feeds float32 (1) samples`,
+      `${name}: input '${input}' has element type ${inputInfo.elemType}; losscape feeds float32 (1) samples or int64 (7) / int32 (6) token ids`,
     );
   }
   const dims = inputInfo.shape;
@@ -111,19 +116,32 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
   const last = outDims?.[outDims.length - 1];
   const classes = typeof last === "number" && last > 0 ? last : null;
 
-  const found = findRoles(graph, inits, name);
+  const { found, report } = discoverParameters(
+    graph,
+    {
+      ...exportMetadata(proto, graph, name, warnings),
+      ...(options.trainable ? { forceTrainable: options.trainable } : {}),
+      ...(options.constant ? { forceConstant: options.constant } : {}),
+    },
+    restored,
+  );
   checkFolded(graph, found, name, options.allowFoldedBatchNorm ?? false);
 
-  // Float initializers that no recognised operator consumes stay fixed.
-  for (const t of graph.initializers) {
-    if (!found.has(t.name) && isFloat(t) && t.dims.length > 0 && t.dims.reduce((a, b) => a * b, 1) > 1) {
-      const users = graph.nodes
-        .filter((n) => n.inputs.includes(t.name))
-        .map((n) => `${n.opType} '${n.name}'`);
+  if (restored.size > 0) {
+    warnings.push(
+      `the exporter had merged ${restored.size} initializer(s) with equal values into others (e.g. '${[...restored.keys()][0]}' into '${[...restored.values()][0]}'); each is its own parameter again`,
+    );
+  }
+  for (const r of report) {
+    const size = r.shape.reduce((a, b) => a * b, 1);
+    if (r.status === "constant" && size > 1 && r.kind.startsWith("read by"))
       warnings.push(
-        `float initializer '${t.name}' [${t.dims.join(", ")}] is used by ${users.join(", ") || "no node"}; it is kept constant (not a landscape parameter)`,
+        `float initializer '${r.name}' [${r.shape.join(", ")}] is ${r.kind}; it is kept constant (not a landscape parameter; --trainable makes it one)`,
       );
-    }
+    if (r.status === "parameter" && r.shared)
+      warnings.push(
+        `parameter '${r.name}' is read by several ops (${r.users.join(", ")}): one tensor, moved once`,
+      );
   }
 
   const params: ParamSpec[] = [];
@@ -133,16 +151,17 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
     if (!f) continue;
     if (t.dataType !== DataType.FLOAT) {
       throw new Error(
-        `${name}: parameter '${t.name}' (${f.node.opType} '${f.node.name}') has element type ${t.dataType}; losscape runs float32 models (1)`,
+        `${name}: parameter '${t.name}' (${f.users.join(", ")}) has element type ${t.dataType}; losscape runs float32 models (1)`,
       );
     }
     const size = t.dims.reduce((a, b) => a * b, 1);
     const spec: ParamSpec = {
       name: t.name,
       shape: [...t.dims],
-      role: f.role,
+      role: f.role!,
       offset,
       size,
+      kind: f.kind,
       ...(f.filterAxis !== undefined ? { filterAxis: f.filterAxis } : {}),
     };
     params.push(spec);
@@ -168,15 +187,22 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
     name,
     onnx: bytes,
     rawOffsets,
-    input: { name: input, shape: sampleShape, batch },
+    input: { name: input, shape: sampleShape, batch, type: inputType },
     output,
     classes,
     params,
     size: offset,
     initial,
     warnings,
+    initializers: report,
   };
 }
+
+const INPUT_TYPES = new Map<number, InputType>([
+  [DataType.FLOAT, "float32"],
+  [DataType.INT64, "int64"],
+  [DataType.INT32, "int32"],
+]);
 
 function pick(names: string[], wanted: string | undefined, what: "input" | "output", model: string): string {
   if (wanted !== undefined) {
@@ -194,128 +220,17 @@ function pick(names: string[], wanted: string | undefined, what: "input" | "outp
   );
 }
 
-function isFloat(t: Tensor): boolean {
-  return t.dataType === DataType.FLOAT || t.dataType === DataType.DOUBLE || t.dataType === DataType.FLOAT16;
-}
-
-/** Assigns roles by looking at the operators that consume each float initializer. */
-function findRoles(graph: Graph, inits: Map<string, Tensor>, model: string): Map<string, Found> {
-  // A MatMul's weight followed by Add of a rank-1 initializer is a dense layer's bias.
-  const producers = new Map<string, Node>();
-  for (const n of graph.nodes) for (const o of n.outputs) producers.set(o, n);
-  // Follow Identity chains back to the initializer they forward.
-  const alias = new Map<string, string>();
-  for (const n of graph.nodes) {
-    const src = n.inputs[0];
-    if (n.opType === "Identity" && src !== undefined && n.outputs[0] !== undefined) {
-      alias.set(n.outputs[0], alias.get(src) ?? src);
-    }
-  }
-  const initOf = (value: string | undefined): Tensor | undefined => {
-    if (value === undefined || value === "") return undefined;
-    const t = inits.get(alias.get(value) ?? value);
-    return t && isFloat(t) ? t : undefined;
-  };
-  // A rank-2 initializer read through Transpose: torch.onnx.export without constant folding
-  // (the PRESERVE recipe) writes a Linear on a >2-D input as MatMul(x, Transpose(weight [out, in])).
-  const transposedOf = (value: string | undefined): Tensor | undefined => {
-    const n = value === undefined ? undefined : producers.get(alias.get(value) ?? value);
-    if (n?.opType !== "Transpose") return undefined;
-    const perm = attr(n, "perm")?.ints;
-    const t = initOf(n.inputs[0]);
-    return t && t.dims.length === 2 && (perm === undefined || (perm[0] === 1 && perm[1] === 0))
-      ? t
-      : undefined;
-  };
-  const found = new Map<string, Found>();
-  const set = (t: Tensor | undefined, node: Node, role: ParamRole, filterAxis?: number): void => {
-    if (!t || found.has(t.name)) return;
-    found.set(t.name, { role, node, ...(filterAxis !== undefined ? { filterAxis } : {}) });
-  };
-
-  for (const n of graph.nodes) {
-    switch (n.opType) {
-      case "Conv": {
-        const w = initOf(n.inputs[1]);
-        if (w && w.dims.length < 3)
-          throw new Error(
-            `${model}: Conv '${n.name}' weight '${w.name}' has rank ${w.dims.length}, expected >= 3`,
-          );
-        set(w, n, "filter", 0);
-        set(initOf(n.inputs[2]), n, "bias");
-        break;
-      }
-      case "ConvTranspose":
-        // ConvTranspose weights are [in, out/groups, k...]: filters run along axis 1.
-        set(initOf(n.inputs[1]), n, "filter", 1);
-        set(initOf(n.inputs[2]), n, "bias");
-        break;
-      case "Gemm": {
-        const transA = attr(n, "transA")?.i ?? 0;
-        const transB = attr(n, "transB")?.i ?? 0;
-        const a = initOf(n.inputs[0]);
-        const b = initOf(n.inputs[1]);
-        if (b && !a) set(b, n, "filter", transB ? 0 : 1);
-        else if (a && !b) set(a, n, "filter", transA ? 1 : 0);
-        set(initOf(n.inputs[2]), n, "bias");
-        break;
-      }
-      case "MatMul": {
-        const a = initOf(n.inputs[0]);
-        const b = initOf(n.inputs[1]);
-        if (b && !a && b.dims.length >= 2) set(b, n, "filter", b.dims.length - 1);
-        else if (a && !b && a.dims.length >= 2) set(a, n, "filter", a.dims.length - 2);
-        else if (!a && !b) {
-          // MatMul(x, Transpose(W [out, in])): the filters are W's rows, as in nn.Linear.
-          const bt = transposedOf(n.inputs[1]);
-          if (bt && !transposedOf(n.inputs[0])) set(bt, n, "filter", 0);
-        }
-        break;
-      }
-      case "Add": {
-        for (const [k, other] of [
-          [0, 1],
-          [1, 0],
-        ] as const) {
-          const t = initOf(n.inputs[k]);
-          const prod = producers.get(n.inputs[other] ?? "");
-          if (
-            t &&
-            prod &&
-            (prod.opType === "MatMul" || prod.opType === "Conv") &&
-            t.dims.filter((d) => d > 1).length <= 1
-          ) {
-            set(t, n, "bias");
-          }
-        }
-        break;
-      }
-      case "BatchNormalization":
-        set(initOf(n.inputs[1]), n, "bn-scale");
-        set(initOf(n.inputs[2]), n, "bn-shift");
-        set(initOf(n.inputs[3]), n, "bn-stat");
-        set(initOf(n.inputs[4]), n, "bn-stat");
-        break;
-      case "LayerNormalization":
-      case "InstanceNormalization":
-      case "GroupNormalization":
-        // Normalization affine parameters are treated like BN's (left out of directions by default).
-        set(initOf(n.inputs[1]), n, "bn-scale");
-        set(initOf(n.inputs[2]), n, "bn-shift");
-        break;
-      default:
-        break;
-    }
-  }
-  return found;
-}
-
 /** Refuses a graph whose exporter folded BatchNorm into Conv weights (method.md, "Importing PyTorch models"). */
-function checkFolded(graph: Graph, found: Map<string, Found>, model: string, allow: boolean): void {
+function checkFolded(
+  graph: Graph,
+  found: Map<string, InitializerReport>,
+  model: string,
+  allow: boolean,
+): void {
   if (allow) return;
   const hasBn = graph.nodes.some((n) => n.opType === "BatchNormalization");
   if (hasBn) return;
-  const convs = [...found.entries()].filter(([, f]) => f.node.opType === "Conv" && f.role === "filter");
+  const convs = [...found.entries()].filter(([, f]) => f.kind === "Conv weight");
   const generated = convs.filter(([n]) => /^onnx::Conv_\d+$/.test(n));
   if (convs.length >= 2 && generated.length >= Math.ceil(convs.length / 2)) {
     throw new Error(
@@ -325,4 +240,52 @@ function checkFolded(graph: Graph, found: Map<string, Found>, model: string, all
         "To use this graph anyway, pass allowFoldedBatchNorm (--allow-folded-bn).",
     );
   }
+}
+
+/**
+ * The trainable parameters and buffers that losscape's PyTorch exporter (python/losscape_export.py)
+ * lists in the model's metadata, or {} for other exports. Listed tensors missing from the graph
+ * (modules the forward pass never uses) are named in a warning.
+ */
+function exportMetadata(
+  proto: ModelProto,
+  graph: Graph,
+  model: string,
+  warnings: string[],
+): { trainable?: Set<string>; buffers?: Set<string> } {
+  const meta = metadataProps(proto);
+  const params = meta.get("losscape.parameters");
+  if (params === undefined) return {};
+  const read = (key: string, text: string): { name: string; shape: number[] }[] => {
+    try {
+      const v = JSON.parse(text) as unknown;
+      if (!Array.isArray(v)) throw new Error("not a list");
+      return v as { name: string; shape: number[] }[];
+    } catch (e) {
+      throw new Error(
+        `${model}: metadata '${key}' is not a JSON list of {name, shape}: ${(e as Error).message}`,
+      );
+    }
+  };
+  const inits = new Map(graph.initializers.map((t) => [t.name, t]));
+  const check = (key: string, list: { name: string; shape: number[] }[]): Set<string> => {
+    const missing: string[] = [];
+    for (const p of list) {
+      const t = inits.get(p.name);
+      if (!t) missing.push(p.name);
+      else if (t.dims.join() !== p.shape.join())
+        throw new Error(
+          `${model}: metadata '${key}' gives '${p.name}' the shape [${p.shape.join(", ")}] but its initializer is [${t.dims.join(", ")}]`,
+        );
+    }
+    if (missing.length > 0)
+      warnings.push(
+        `${missing.length} tensor(s) of '${key}' are not in the graph (unused by the exported forward pass): ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}`,
+      );
+    return new Set(list.map((p) => p.name));
+  };
+  return {
+    trainable: check("losscape.parameters", read("losscape.parameters", params)),
+    buffers: check("losscape.buffers", read("losscape.buffers", meta.get("losscape.buffers") ?? "[]")),
+  };
 }

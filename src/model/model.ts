@@ -3,6 +3,10 @@
 // (method.md, "Parameters and their roles"). Parameters live in one flat
 // float32 vector so that theta + a*d1 + b*d2 is a single loop.
 
+import type { InitializerReport } from "./_discover.ts";
+
+export type { InitializerReport } from "./_discover.ts";
+
 /** What a parameter tensor is, in the paper's terms. */
 export type ParamRole = "filter" | "bias" | "bn-scale" | "bn-shift" | "bn-stat";
 
@@ -19,6 +23,8 @@ export interface ParamSpec {
   readonly role: ParamRole;
   /** For filters: the output-channel axis along which filters are sliced (0 for ONNX Conv [out,in,kh,kw] and Gemm transB=1 [out,in]; 1 for MatMul/Gemm [in,out]). */
   readonly filterAxis?: number;
+  /** What the tensor is ("Conv weight", "embedding", "LSTM W (input weights)", ...), when known. */
+  readonly kind?: string;
   /** Index of the first value in the flat parameter vector. */
   readonly offset: number;
   /** Number of values. */
@@ -33,8 +39,16 @@ export interface Model {
   readonly onnx: Uint8Array;
   /** Byte offset in `onnx` of each parameter's raw data, in `params` order. */
   readonly rawOffsets: readonly number[];
-  /** Graph input name and the shape of one sample (without the batch axis). */
-  readonly input: { readonly name: string; readonly shape: readonly number[]; readonly batch: number | null };
+  /**
+   * Graph input name, the shape of one sample (without the batch axis), a fixed batch size if the
+   * graph has one, and the element type: float32 samples, or int64/int32 token ids (embeddings).
+   */
+  readonly input: {
+    readonly name: string;
+    readonly shape: readonly number[];
+    readonly batch: number | null;
+    readonly type?: InputType;
+  };
   /** Name of the graph output holding the logits. */
   readonly output: string;
   /** Number of classes (size of the logits' last axis), when known from the graph. */
@@ -47,7 +61,12 @@ export interface Model {
   readonly initial: Float32Array;
   /** Things a user should know about how the graph was read (constants left fixed, ...). */
   readonly warnings: readonly string[];
+  /** What each float initializer of an imported graph became, and why (`losscape describe`). */
+  readonly initializers?: readonly InitializerReport[];
 }
+
+/** Element type of a model's samples input: float32 (images, features) or integer token ids. */
+export type InputType = "float32" | "int64" | "int32";
 
 /** Whether a role is trained by gradient descent (everything but BN running statistics). */
 export function isTrainable(role: ParamRole): boolean {

@@ -383,6 +383,27 @@ export function decodeTensor(bytes: Uint8Array, where: string): Tensor {
   return t;
 }
 
+/**
+ * The model's metadata_props (ModelProto field 14) as key -> value; exporters store their notes there.
+ *
+ * @example
+ * const meta = metadataProps(decodeModel(bytes)); // Map { "losscape.parameters" => "[...]" }
+ */
+export function metadataProps(model: ModelProto): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const f of model.extra ?? []) {
+    if (f.field !== 14 || f.wire !== WIRE_LEN) continue;
+    let key = "";
+    let value = "";
+    for (const g of readFields(f.bytes, "metadata_props")) {
+      if (g.field === 1) key = str(g);
+      else if (g.field === 2) value = str(g);
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- encoding
 
 /** Where each initializer's raw bytes landed in an encoded model. */

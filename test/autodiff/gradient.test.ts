@@ -109,15 +109,18 @@ describe("gradientGraph errors", () => {
     );
   });
 
-  it("refuses opsets before 11 and logits that are not [batch, classes]", () => {
+  it("refuses opsets before 11 and logits without a class axis", () => {
     const old = decodeModel(zooModel("mlp").onnx);
     old.opsets = [{ domain: "", version: 10 }];
     expect(() => gradientGraph(old)).toThrow(/opset 10; gradients need opset >= 11/);
     const g = new TinyGraph("float64", [2, 3], 1);
-    const proto = g.build(g.node("Mul", ["x", g.param([2, 3])]), 6);
-    proto.graph.outputs[0]!.name = proto.graph.nodes[proto.graph.nodes.length - 3]!.outputs[0]!;
+    const summed = g.node("ReduceSum", [g.node("Mul", ["x", g.param([2, 3])]), g.i64([1, 2])], {
+      keepdims: 0,
+    });
+    const proto = g.build(summed, 6);
+    proto.graph.outputs[0]!.name = summed;
     expect(() => gradientGraph(proto, { trainable: g.trainable })).toThrow(
-      /logits '.*' have shape \["N",2,3\]; expected \[batch, classes\]/,
+      /logits '.*' have shape \["N"\]; expected \[batch, classes\] or \[batch, positions\.\.\., classes\]/,
     );
   });
 
@@ -138,7 +141,7 @@ describe("createGradientSession", () => {
     const session = await createGradientSession(model, { threads: 1, parameters: "inputs" });
     try {
       await expect(session.step(model.initial, new Float32Array(784 * 2), [1, 2, 3])).rejects.toThrow(
-        /3 labels need 2352 input values \(samples of shape \[1, 28, 28\]\), got 1568/,
+        /3 samples \(3 labels\) need 2352 input values \(samples of shape \[1, 28, 28\]\), got 1568/,
       );
       await expect(session.step(new Float32Array(3), new Float32Array(784), [1])).rejects.toThrow(
         /'params' has 3 values/,

@@ -96,7 +96,7 @@ describe("a TrainingMode.PRESERVE export", () => {
       info.parameters,
     );
     expect(model.warnings).toEqual([]);
-    expect(model.input).toEqual({ name: "input", shape: [1, 28, 28], batch: null });
+    expect(model.input).toEqual({ name: "input", shape: [1, 28, 28], batch: null, type: "float32" });
     expect(model.output).toBe("logits");
     expect(model.classes).toBe(10);
   });
@@ -178,7 +178,7 @@ describe("a Linear on a 3D input (MatMul + Add)", () => {
       "fc2.bias": ["bias", undefined, [10]],
       [matmul[0]]: ["filter", 1, [49, 12]],
     });
-    expect(model.input).toEqual({ name: "input", shape: [16, 49], batch: null });
+    expect(model.input).toEqual({ name: "input", shape: [16, 49], batch: null, type: "float32" });
     expect(model.warnings).toEqual([]);
   });
 
@@ -274,7 +274,7 @@ describe("graphs with several inputs or outputs", () => {
 
   it("read once both are named", () => {
     const model = parseOnnx(twoByTwo(), { name: "two", input: "c", output: "Gemm_1_out" });
-    expect(model.input).toEqual({ name: "c", shape: [3], batch: null });
+    expect(model.input).toEqual({ name: "c", shape: [3], batch: null, type: "float32" });
     expect(model.output).toBe("Gemm_1_out");
     expect(model.classes).toBe(2);
   });

@@ -67,7 +67,7 @@ describe.each(ZOO_FIXTURES.map((f) => [f.name, f] as const))("%s against PyTorch
     expect(Array.from(data.labels)).toEqual(batch.labels);
     expect(
       relative(
-        data.inputs.reduce((a, b) => a + b, 0),
+        Array.from(data.inputs).reduce((a, b) => a + b, 0),
         batch.inputSum,
       ),
     ).toBeLessThan(1e-9);
