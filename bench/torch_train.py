@@ -18,19 +18,37 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 from torch_reference import build  # noqa: E402
 
 
+def build_any(name, shape):
+    """A zoo model (fixtures/torch_reference.py) or a model fixture (fixtures/torch_models.py, seeded weights)."""
+    import torch_models
+
+    if name in torch_models.MODELS:
+        model = torch_models.MODELS[name][0]()
+        torch_models.seeded_state(model)
+        return model, torch_models.CLASSES.get(name, 10)
+    return build(name, shape, 10), 10
+
+
 def main():
     name, threads, batch, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     shape = tuple(int(s) for s in sys.argv[5].split(","))
-    torch.set_num_threads(threads)
+    kind = sys.argv[6] if len(sys.argv) > 6 else "image"
     torch.manual_seed(0)
-    model = build(name, shape, 10).train()
+    model, classes = build_any(name, shape)
+    torch.set_num_threads(threads)
+    model = model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(batch, *shape)
-    y = torch.randint(0, 10, (batch,))
+    if kind == "tokens":
+        x = torch.randint(0, classes, (batch, *shape))
+        y = torch.randint(0, classes, (batch, *shape))
+    else:
+        x = torch.randn(batch, *shape)
+        y = torch.randint(0, classes, (batch,))
 
     def step():
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         loss.backward()
         opt.step()
 

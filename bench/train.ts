@@ -6,12 +6,17 @@
 // of percent over minutes, which separate runs would read as a ratio.
 // Each round starts with one unmeasured step on either side (thread pools wake up) and is long
 // enough (~1 s or more) for spinning threads of the other side to have gone quiet.
-// Run: npm run bench:train [-- --threads 2 --rounds 7 --steps 5 --mlp-steps 100 --more resnet56,vgg9]
+// --more takes zoo names (3x32x32) and the PyTorch model fixtures of fixtures/torch_models.py
+// (resnet18, mobilenet_v2, densenet121 at 3x64x64, vit at 3x16x16, gpt on 16 tokens, lstm, gru), the
+// same modules exported by python/losscape_export.py on our side.
+// Run: npm run bench:train [-- --threads 2 --rounds 7 --steps 5 --mlp-steps 100 --more resnet56,vgg9,resnet18,vit]
 
 import { parseArgs } from "node:util";
+import { modelFixture, references } from "../fixtures/_models.ts";
 import { createGradientSession } from "../src/autodiff/session.ts";
 import { optimizerState, updateRunningStat } from "../src/core/optim.ts";
 import { Random } from "../src/core/random.ts";
+import type { Model } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
 import { machineLine, median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
@@ -34,13 +39,18 @@ const torchVersion = requirePeer();
 
 /** losscape's side: a gradient session with the SGD update in the graph, as `losscape train` runs it. */
 async function ours(name: string, shape: number[], steps: number) {
-  const model = zooModel(name, { inputShape: shape, seed: 0 });
+  const fixture = references.models[name];
+  const model: Model = fixture ? modelFixture(name).model : zooModel(name, { inputShape: shape, seed: 0 });
+  const tokens = fixture?.inputKind === "tokens";
   const sgd = { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 } as const;
   const session = await createGradientSession(model, { batchNorm: "training", threads, optimizer: sgd });
   const rng = new Random(1);
   const per = shape.reduce((a, b) => a * b, 1);
-  const inputs = Float32Array.from({ length: batch * per }, () => rng.normal());
-  const labels = Int32Array.from({ length: batch }, () => rng.int(10));
+  const classes = fixture?.classes ?? 10;
+  const inputs = tokens
+    ? Int32Array.from({ length: batch * per }, () => rng.int(classes))
+    : Float32Array.from({ length: batch * per }, () => rng.normal());
+  const labels = Int32Array.from({ length: tokens ? batch * per : batch }, () => rng.int(classes));
   const params = model.initial.slice();
   const state = optimizerState(sgd, model.size);
   const stats = new Map(model.params.filter((p) => p.role === "bn-stat").map((p) => [p.name, p]));
@@ -77,14 +87,21 @@ let resnetRatio = 0;
 const models: [string, number[]][] = [
   ["resnet20", [3, 32, 32]],
   ["mlp", [1, 28, 28]],
-  ...more.map((m): [string, number[]] => [m, [3, 32, 32]]),
+  ...more.map((m): [string, number[]] => [m, [...(references.models[m]?.shape ?? [3, 32, 32])]]),
 ];
 for (const [name, shape] of models) {
   const steps = Number(name === "mlp" ? values["mlp-steps"] : values.steps);
   const mine = await ours(name, [...shape], steps);
   const peer = await startPeer(
     peerScript,
-    [name, String(threads), String(batch), String(steps), shape.join(",")],
+    [
+      name,
+      String(threads),
+      String(batch),
+      String(steps),
+      shape.join(","),
+      references.models[name]?.inputKind ?? "image",
+    ],
     threads,
   );
   const a: number[] = [];
@@ -103,6 +120,7 @@ for (const [name, shape] of models) {
   await mine.dispose();
   const ratio = median(a.map((v, i) => v / b[i]!));
   if (name === "resnet20") resnetRatio = ratio;
-  console.log(`| ${name} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} |`);
+  const label = references.models[name] ? `${name} (${shape.join("x")})` : name;
+  console.log(`| ${label} | ${median(a).toFixed(0)} | ${median(b).toFixed(0)} | ${ratio.toFixed(2)} |`);
 }
 console.log(`ratio vs PyTorch: ${resnetRatio.toFixed(2)}`);

@@ -378,19 +378,21 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
 
   // Recurrent ops become their primitives over the time steps (_lower-recurrent.ts).
   const lowering = new Emitter(opset, floatType, taken);
-  if (nodes.some((n) => RECURRENT.has(n.opType))) {
-    const pre = inferShapes({ ...graph, nodes }, opset, inputShapes);
-    const lowered: Node[] = [];
-    for (const n of nodes) {
-      if (!RECURRENT.has(n.opType)) {
-        lowered.push(n);
-        continue;
-      }
-      const start = lowering.nodes.length;
-      lowerRecurrent(lowering, n, pre.get(n.inputs[0]!)?.dims ?? null);
-      lowered.push(...lowering.nodes.slice(start));
-    }
-    nodes = lowered;
+  // One at a time, in graph order: a stacked layer's input shape is known once the layer below
+  // it is written out in primitives.
+  for (
+    let k = nodes.findIndex((n) => RECURRENT.has(n.opType));
+    k >= 0;
+    k = nodes.findIndex((n) => RECURRENT.has(n.opType))
+  ) {
+    const pre = inferShapes(
+      { ...graph, nodes: nodes.slice(0, k), initializers: [...graph.initializers, ...lowering.initializers] },
+      opset,
+      inputShapes,
+    );
+    const start = lowering.nodes.length;
+    lowerRecurrent(lowering, nodes[k]!, pre.get(nodes[k]!.inputs[0]!)?.dims ?? null);
+    nodes = [...nodes.slice(0, k), ...lowering.nodes.slice(start), ...nodes.slice(k + 1)];
   }
 
   const renamedGraph = { ...graph, nodes, initializers: [...graph.initializers, ...lowering.initializers] };
@@ -505,7 +507,7 @@ export function gradientGraph(source: Model | ModelProto, options: GradientOptio
     const rule = source.opType === "BatchNormalization" ? BATCH_NORM_RULES[batchNorm] : RULES[source.opType];
     if (!rule) {
       throw new Error(
-        `gradientGraph(): no gradient rule for ${source.opType} node '${source.name}' (it lies between a parameter and the loss); ops with rules: ${[...Object.keys(RULES), "BatchNormalization"].sort().join(", ")}`,
+        `gradientGraph(): no gradient rule for ${source.opType} node '${source.name}' (opset ${declared}; it lies between a parameter and the loss); ops with rules: ${[...Object.keys(RULES), "BatchNormalization"].sort().join(", ")}`,
       );
     }
     const args: RuleArgs = {
@@ -765,8 +767,26 @@ function lowerTrainingBatchNorm(
   const invstd = e.op("Reciprocal", [e.op("Sqrt", [e.op("Add", [variance, e.scalar(eps)])])]);
   const meanFlat = e.reshape(mean, [-1]);
   const varFlat = e.reshape(variance, [-1]);
-  e.op("BatchNormalization", [x, scale, bias, meanFlat, varFlat], { epsilon: { f: eps } }, n.outputs[0]!);
   const c = dims[1]!;
+  // y = (x - mean) * (scale / std) + bias from the centred values, by the kernel with mean 0, var 1:
+  // fed x and the statistics, ORT folds them into x * a + (bias - mean * a), which cancels in
+  // float32 where |mean| >> std (few values per channel: 1e-3 errors on MobileNet / DenseNet).
+  if (typeof c !== "number")
+    throw new Error(
+      `gradientGraph(): BatchNormalization node '${n.name}': the channel count of '${x}' is unknown`,
+    );
+  e.op(
+    "BatchNormalization",
+    [
+      xc,
+      e.op("Mul", [scale, e.reshape(invstd, [-1])]),
+      bias,
+      e.constant(new Array<number>(c).fill(0), [c]),
+      e.constant(new Array<number>(c).fill(1), [c]),
+    ],
+    { epsilon: { f: 0 } },
+    n.outputs[0]!,
+  );
   for (const [param, kind] of [
     [runMean, "mean"],
     [runVar, "var"],

@@ -8,12 +8,12 @@ import { parseSubset } from "../data/transform.ts";
 import type { LossName } from "../engine/engine.ts";
 import type { Model } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
-import { nonNegativeInt, oneOf, positiveInt, shape } from "./_parse.ts";
+import { nonNegativeInt, oneOf, positiveInt, regex, shape } from "./_parse.ts";
 
 export const SPLITS = ["train", "test"] as const satisfies readonly Split[];
 export const LOSSES = ["cross-entropy", "mse"] as const satisfies readonly LossName[];
 
-/** --model, --params, --input, --output, --input-shape, --allow-folded-bn. */
+/** --model, --params, --input, --output, --input-shape, --allow-folded-bn, --trainable, --constant. */
 export function modelOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
   cmd: Command<A, O, G>,
 ) {
@@ -27,7 +27,17 @@ export function modelOptions<A extends unknown[], O extends OptionValues, G exte
       "shape of one sample, e.g. 3,32,32 (zoo models: default from the data)",
       shape("--input-shape"),
     )
-    .option("--allow-folded-bn", "accept a graph whose BatchNorm was folded into Conv weights");
+    .option("--allow-folded-bn", "accept a graph whose BatchNorm was folded into Conv weights")
+    .option(
+      "--trainable <regex>",
+      "float initializers whose names match are parameters, whatever reads them (see losscape describe)",
+      regex("--trainable"),
+    )
+    .option(
+      "--constant <regex>",
+      "float initializers whose names match stay constant (not moved, not trained)",
+      regex("--constant"),
+    );
 }
 
 /** The parsed model options. */
@@ -38,6 +48,8 @@ export interface ModelFlags {
   output?: string;
   inputShape?: number[];
   allowFoldedBn?: true;
+  trainable?: RegExp;
+  constant?: RegExp;
   /** Seed of a zoo model's initial parameters. */
   initSeed?: number;
 }
@@ -54,6 +66,8 @@ export async function openFromFlags(
     ...(o.input ? { input: o.input } : {}),
     ...(o.output ? { output: o.output } : {}),
     allowFoldedBatchNorm: Boolean(o.allowFoldedBn),
+    ...(o.trainable ? { trainable: o.trainable } : {}),
+    ...(o.constant ? { constant: o.constant } : {}),
     ...(o.initSeed !== undefined ? { seed: o.initSeed } : {}),
   });
   for (const w of opened.model.warnings) console.error(`warning: ${w}`);
@@ -67,7 +81,7 @@ export function dataOptions<A extends unknown[], O extends OptionValues, G exten
   return cmd
     .option(
       "--data <spec>",
-      "fashion-mnist (embedded), fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR",
+      "fashion-mnist (embedded), fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, safetensors:FILE",
       "fashion-mnist",
     )
     .option("--subset <n>", "a seeded subset: a count (1000), a fraction (0.1) or a percentage (10%)")

@@ -56,3 +56,17 @@ export function oneOf<T extends string>(option: string, choices: readonly T[]) {
     return text as T;
   };
 }
+
+/** A regular expression matched against parameter names (JavaScript syntax, unanchored). */
+export function regex(option: string) {
+  return (text: string): RegExp => {
+    if (text.trim() === "") throw new InvalidArgumentError(`${option} expects a regular expression, got ''`);
+    try {
+      return new RegExp(text);
+    } catch (e) {
+      throw new InvalidArgumentError(
+        `${option} expects a regular expression, got '${text}' (${(e as Error).message})`,
+      );
+    }
+  };
+}

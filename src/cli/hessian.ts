@@ -13,7 +13,7 @@ import { datasetSize } from "../data/dataset.ts";
 import { readSurface } from "../formats/surface-file.ts";
 import { directionsAt, makeDirections } from "../landscape/plan.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
-import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
+import { nonNegativeInt, oneOf, positiveInt, positiveNumber, regex } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
 /** Default direction file beside a surface file: surf.h5 -> surf.directions.h5. */
@@ -70,6 +70,11 @@ export function registerHessianCommand(program: Command): void {
       `normalization of new directions: ${NORMALIZATIONS.join(", ")}`,
       oneOf("--norm", NORMALIZATIONS),
       "filter" as Normalization,
+    )
+    .option(
+      "--only <regex>",
+      "new directions move only the parameters whose names match (the Hessian stays the whole model's)",
+      regex("--only"),
     )
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
@@ -141,8 +146,18 @@ export function registerHessianCommand(program: Command): void {
       };
       const dims = g.y ? 2 : 1;
       const dirFile = dirFileFor(out, o.dirFile);
-      const { directions, created } = directionsAt(dirFile, dims, model, () =>
-        makeDirections(model, params, { dims: dims as 1 | 2, seed: o.seed, normalization: o.norm }),
+      const { directions, created } = directionsAt(
+        dirFile,
+        dims,
+        model,
+        () =>
+          makeDirections(model, params, {
+            dims: dims as 1 | 2,
+            seed: o.seed,
+            normalization: o.norm,
+            ...(o.only ? { only: o.only } : {}),
+          }),
+        { only: o.only?.source ?? "" },
       );
       console.log(about);
       console.log(`${created ? "created" : "using"} direction file ${dirFile}`);

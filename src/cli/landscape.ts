@@ -15,7 +15,7 @@ import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
-import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
+import { nonNegativeInt, oneOf, positiveNumber, regex } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 import { queueOptions, runQueuedSurface } from "./queue.ts";
 
@@ -128,13 +128,18 @@ export function registerLandscapeCommands(program: Command): void {
       "weights" as DirectionMode,
     )
     .option("--orthogonal", "make the second direction orthogonal to the first")
+    .option(
+      "--only <regex>",
+      "move only the parameters whose names match (e.g. '^layer4\\.' or 'attn'); the others stay fixed",
+      regex("--only"),
+    )
     .action(async (o) => {
       const { model, params } = await openFromFlags(o);
       if (existsSync(o.out))
         throw new Error(
           `--out '${o.out}' exists; directions are never overwritten (delete it or pick another name)`,
         );
-      const { directions } = directionsAt(o.out, Number(o.dims), model, () =>
+      const { directions, meta } = directionsAt(o.out, Number(o.dims), model, () =>
         makeDirections(model, params, {
           dims: Number(o.dims) as 1 | 2,
           seed: o.seed,
@@ -142,10 +147,11 @@ export function registerLandscapeCommands(program: Command): void {
           ignoreBiasBN: !o.keepBiasbn,
           mode: o.mode,
           orthogonal: Boolean(o.orthogonal),
+          ...(o.only ? { only: o.only } : {}),
         }),
       );
       console.log(
-        `wrote ${o.out}: ${directions.length} direction(s) over ${model.params.length} tensors, norms ${directions.map((d) => norm(d).toPrecision(5)).join(", ")}`,
+        `wrote ${o.out}: ${directions.length} direction(s) moving ${meta.moved_count} tensors, norms ${directions.map((d) => norm(d).toPrecision(5)).join(", ")}`,
       );
     });
 
@@ -168,6 +174,11 @@ export function registerLandscapeCommands(program: Command): void {
     .option("--keep-biasbn", "give bias and BN entries d = theta instead of zero")
     .option("--mode <mode>", "weights or states", oneOf("--mode", MODES), "weights" as DirectionMode)
     .option("--orthogonal", "make the second direction orthogonal to the first")
+    .option(
+      "--only <regex>",
+      "move only the parameters whose names match (e.g. '^layer4\\.' or 'attn'); the others stay fixed",
+      regex("--only"),
+    )
     .option("--test", "also compute test loss and accuracy")
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
@@ -183,17 +194,25 @@ export function registerLandscapeCommands(program: Command): void {
         directions,
         created,
         meta: dirMeta,
-      } = directionsAt(dirFile, dims, model, () =>
-        makeDirections(model, params, {
-          dims: dims as 1 | 2,
-          seed: o.seed,
-          normalization: o.norm,
-          ignoreBiasBN: !o.keepBiasbn,
-          mode: o.mode,
-          orthogonal: Boolean(o.orthogonal),
-        }),
+      } = directionsAt(
+        dirFile,
+        dims,
+        model,
+        () =>
+          makeDirections(model, params, {
+            dims: dims as 1 | 2,
+            seed: o.seed,
+            normalization: o.norm,
+            ignoreBiasBN: !o.keepBiasbn,
+            mode: o.mode,
+            orthogonal: Boolean(o.orthogonal),
+            ...(o.only ? { only: o.only } : {}),
+          }),
+        { only: o.only?.source ?? "" },
       );
-      console.log(`${created ? "created" : "using"} direction file ${dirFile}`);
+      console.log(
+        `${created ? "created" : "using"} direction file ${dirFile}${dirMeta.moved_count ? ` (moves ${dirMeta.moved_count} tensors)` : ""}`,
+      );
       const job = {
         model,
         theta: params,
@@ -234,6 +253,11 @@ export function registerLandscapeCommands(program: Command): void {
       oneOf("--mode", MODES),
       "states" as DirectionMode,
     )
+    .option(
+      "--only <regex>",
+      "interpolate only the parameters whose names match; the others stay the first model's",
+      regex("--only"),
+    )
     .option("--test", "also compute test loss and accuracy")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
     .action(async (o) => {
@@ -250,8 +274,13 @@ export function registerLandscapeCommands(program: Command): void {
         target = other.initial;
       } else target = loadParams(model, o.to);
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
-      const { directions, meta: dirMeta } = directionsAt(dirFile, 1, model, () =>
-        makeModelDirection(model, params, target, { mode: o.mode }),
+      const { directions, meta: dirMeta } = directionsAt(
+        dirFile,
+        1,
+        model,
+        () =>
+          makeModelDirection(model, params, target, { mode: o.mode, ...(o.only ? { only: o.only } : {}) }),
+        { only: o.only?.source ?? "" },
       );
       await runSurface(o, {
         model,

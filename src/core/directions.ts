@@ -37,6 +37,8 @@ export interface RandomDirectionOptions {
   ignoreBiasBN?: boolean;
   /** Default "weights". */
   mode?: DirectionMode;
+  /** Move only the tensors whose names match (e.g. /^layer3\./): every other entry of d is 0. */
+  only?: RegExp;
 }
 
 /** Values of one filter: outer x inner blocks strided around the filter axis. */
@@ -169,7 +171,45 @@ export function randomDirection(
   for (let i = 0; i < d.length; i++) d[i] = rng.normal();
   normalizeDirection(d, theta, params, normalization);
   applyRules(d, theta, params, ignoreBiasBN, mode);
+  if (options.only) restrictDirection(d, params, options.only, "randomDirection()");
   return d;
+}
+
+/**
+ * Zeroes, in place, every tensor of `d` whose name does not match `only`; throws naming the
+ * pattern when it matches no tensor. The draws stay those of the whole vector, so a tensor moves
+ * the same way with and without the restriction.
+ *
+ * @example
+ * restrictDirection(d, model.params, /^fc\./, "--only");
+ */
+export function restrictDirection(
+  d: Float32Array,
+  params: readonly ParamSpec[],
+  only: RegExp,
+  where: string,
+): void {
+  const kept = params.filter((p) => only.test(p.name));
+  if (kept.length === 0)
+    throw new Error(
+      `${where}: --only /${only.source}/ matches no parameter; the model has ${params.length}: ${params
+        .slice(0, 8)
+        .map((p) => p.name)
+        .join(", ")}${params.length > 8 ? ", ..." : ""}`,
+    );
+  for (const p of params) if (!only.test(p.name)) d.fill(0, p.offset, p.offset + p.size);
+}
+
+/**
+ * Names of the tensors a set of directions moves (some entry non-zero in some direction).
+ *
+ * @example
+ * movedParameters(model.params, [d1, d2]); // ["conv1.weight", ...]
+ */
+export function movedParameters(params: readonly ParamSpec[], directions: readonly Float32Array[]): string[] {
+  return params
+    .filter((p) => directions.some((d) => d.subarray(p.offset, p.offset + p.size).some((v) => v !== 0)))
+    .map((p) => p.name);
 }
 
 /** Options of a direction between two models. */
@@ -178,6 +218,8 @@ export interface ModelDirectionOptions {
   normalization?: Normalization;
   /** Default "states": BN running statistics move between the two models too. */
   mode?: DirectionMode;
+  /** Interpolate only the tensors whose names match; the others stay model A's. */
+  only?: RegExp;
 }
 
 /**
@@ -191,7 +233,7 @@ export function modelDirection(
   thetaA: Float32Array,
   thetaB: Float32Array,
   params: readonly ParamSpec[],
-  { normalization = "none", mode = "states" }: ModelDirectionOptions = {},
+  { normalization = "none", mode = "states", only }: ModelDirectionOptions = {},
 ): Float32Array {
   checkLength(thetaA, params, "thetaA", "modelDirection()");
   checkLength(thetaB, params, "thetaB", "modelDirection()");
@@ -200,6 +242,7 @@ export function modelDirection(
   normalizeDirection(d, thetaA, params, normalization);
   if (mode === "weights")
     for (const p of params) if (p.role === "bn-stat") d.fill(0, p.offset, p.offset + p.size);
+  if (only) restrictDirection(d, params, only, "modelDirection()");
   return d;
 }
 

@@ -4,6 +4,7 @@
 
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { readArrayDataset } from "./arrays.ts";
 import { readCifar } from "./cifar.ts";
 import type { Dataset } from "./dataset.ts";
 import { loadEmbedded } from "./embedded.ts";
@@ -32,7 +33,7 @@ export interface LoadOptions {
   stream?: boolean;
 }
 
-const KINDS = ["fashion-mnist", "mnist", "cifar10", "cifar100"] as const;
+const KINDS = ["fashion-mnist", "mnist", "cifar10", "cifar100", "safetensors"] as const;
 
 /**
  * Loads a dataset by spec: `fashion-mnist` (the embedded subset), `fashion-mnist:DIR` or `mnist:DIR` (IDX files,
@@ -103,6 +104,18 @@ export function loadDataset(spec: string, split: Split, options: LoadOptions = {
       });
       break;
     }
+    case "safetensors": {
+      if (dir === undefined)
+        throw new Error(
+          `data 'safetensors' needs a file: safetensors:FILE (x, y and x_test, y_test tensors)`,
+        );
+      if (options.stream)
+        throw new Error(
+          `data '${spec}': --stream reads CIFAR and IDX files; a safetensors dataset is loaded whole`,
+        );
+      data = readArrayDataset(dir, split);
+      break;
+    }
     default:
       kind satisfies never;
       throw new Error("unreachable");
@@ -120,7 +133,7 @@ function splitSpec(spec: string): [(typeof KINDS)[number], string | undefined] {
     );
   }
   if (dir !== undefined && !existsSync(dir))
-    throw new Error(`data '${spec}': folder '${dir}' does not exist`);
+    throw new Error(`data '${spec}': ${kind === "safetensors" ? "file" : "folder"} '${dir}' does not exist`);
   return [kind as (typeof KINDS)[number], dir];
 }
 

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import {
   type DirectionMode,
   modelDirection,
+  movedParameters,
   type Normalization,
   orthogonalize,
   randomDirection,
@@ -24,6 +25,8 @@ export interface DirectionPlan {
   mode?: DirectionMode;
   /** Make the second direction orthogonal to the first (Gram-Schmidt). */
   orthogonal?: boolean;
+  /** Move only the tensors whose names match. */
+  only?: RegExp;
 }
 
 /**
@@ -44,8 +47,9 @@ export function makeDirections(
     ignoreBiasBN = true,
     mode = "weights",
     orthogonal = false,
+    only,
   } = plan;
-  const options = { normalization, ignoreBiasBN, mode };
+  const options = { normalization, ignoreBiasBN, mode, ...(only ? { only } : {}) };
   const d1 = randomDirection(theta, model.params, { seed, ...options });
   const directions = [d1];
   let cosine = "";
@@ -63,6 +67,7 @@ export function makeDirections(
     model: model.name,
     orthogonal: String(orthogonal),
     ...(cosine ? { cosine_before_orthogonalization: cosine } : {}),
+    ...(only ? { only: only.source } : {}),
   };
   return { directions, file: directionFileOf(model, directions, mode, meta) };
 }
@@ -77,10 +82,20 @@ export function makeModelDirection(
   model: Model,
   thetaA: Float32Array,
   thetaB: Float32Array,
-  { normalization = "none", mode = "states" }: { normalization?: Normalization; mode?: DirectionMode } = {},
+  {
+    normalization = "none",
+    mode = "states",
+    only,
+  }: { normalization?: Normalization; mode?: DirectionMode; only?: RegExp } = {},
 ): { directions: Float32Array[]; file: DirectionFile } {
-  const d = modelDirection(thetaA, thetaB, model.params, { normalization, mode });
-  const meta = { kind: "between-models", normalization, mode, model: model.name };
+  const d = modelDirection(thetaA, thetaB, model.params, { normalization, mode, ...(only ? { only } : {}) });
+  const meta: Record<string, string> = {
+    kind: "between-models",
+    normalization,
+    mode,
+    model: model.name,
+    ...(only ? { only: only.source } : {}),
+  };
   return { directions: [d], file: directionFileOf(model, [d], mode, meta) };
 }
 
@@ -90,10 +105,12 @@ function directionFileOf(
   mode: DirectionMode,
   meta: Record<string, string>,
 ): DirectionFile {
+  const moved = movedParameters(model.params, directions);
   return {
     x: directionTensors(model, directions[0]!, mode),
     y: directions[1] ? directionTensors(model, directions[1], mode) : null,
-    meta,
+    // Which tensors move, for every file made from these directions (surfaces copy it).
+    meta: { ...meta, moved: JSON.stringify(moved), moved_count: `${moved.length} of ${model.params.length}` },
   };
 }
 
@@ -122,6 +139,7 @@ export function directionsAt(
   dims: number,
   model: Model,
   create: () => { directions: Float32Array[]; file: DirectionFile },
+  expected: Record<string, string> = {},
 ): { directions: Float32Array[]; created: boolean; meta: Record<string, string> } {
   if (existsSync(path)) {
     const directions = loadDirections(model, path);
@@ -130,7 +148,15 @@ export function directionsAt(
         `direction file '${path}' holds ${directions.length} direction(s) but a ${dims}D surface needs ${dims}`,
       );
     }
-    return { directions, created: false, meta: readDirectionFile(path).meta };
+    const meta = readDirectionFile(path).meta;
+    for (const [key, want] of Object.entries(expected)) {
+      const have = meta[key] ?? "";
+      if (have !== want)
+        throw new Error(
+          `direction file '${path}' was made with ${key} '${have || "(none)"}', not '${want || "(none)"}'; delete it or give another --dir-file`,
+        );
+    }
+    return { directions, created: false, meta };
   }
   const made = create();
   writeDirectionFile(path, made.file);

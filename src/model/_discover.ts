@@ -156,6 +156,17 @@ export function discoverParameters(
     return result;
   };
 
+  const floats = graph.initializers.filter(isFloatTensor).map((t) => t.name);
+  for (const [flag, re] of [
+    ["--trainable", options.forceTrainable],
+    ["--constant", options.forceConstant],
+  ] as const) {
+    if (re && !floats.some((n) => re.test(n)))
+      throw new Error(
+        `${flag} /${re.source}/ matches no float initializer; the graph has ${floats.length}: ${floats.slice(0, 8).join(", ")}${floats.length > 8 ? ", ..." : ""}`,
+      );
+  }
+
   const found = new Map<string, InitializerReport>();
   const report: InitializerReport[] = [];
   for (const t of graph.initializers) {

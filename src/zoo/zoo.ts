@@ -4,7 +4,7 @@
 // reference direction files map onto them by name.
 
 import { Random } from "../core/random.ts";
-import { fromProto } from "../model/import.ts";
+import { fromProto, type ImportOptions } from "../model/import.ts";
 import type { Model } from "../model/model.ts";
 import { GraphBuilder } from "../onnx/builder.ts";
 import type { ModelProto } from "../onnx/proto.ts";
@@ -64,8 +64,16 @@ export const ZOO_NAMES = [
  * @example
  * const model = zooModel("resnet20", { inputShape: [3, 32, 32], seed: 1 });
  */
-export function zooModel(name: string, options: ZooOptions = {}): Model {
-  return fromProto(zooProto(name, options), { name });
+export function zooModel(
+  name: string,
+  options: ZooOptions & Pick<ImportOptions, "trainable" | "constant"> = {},
+): Model {
+  const { trainable, constant } = options;
+  return fromProto(zooProto(name, options), {
+    name,
+    ...(trainable ? { trainable } : {}),
+    ...(constant ? { constant } : {}),
+  });
 }
 
 /** The ONNX graph of a zoo model (see zooModel). */
