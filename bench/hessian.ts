@@ -4,12 +4,16 @@
 // Lanczos eigensolver, see bench/torch_hessian.py) on the same cores; plus the throughput of one
 // Hessian-vector product over the set (samples/s) for both.
 // Rounds alternate between the two, and medians are reported.
-// Run: npm run bench:hessian [-- --threads 2 --rounds 3 --samples 1000 --batch 256 --tol 1e-3]
+// --model takes a zoo name (on the embedded Fashion-MNIST) or an image model fixture of
+// fixtures/torch_models.py (vit, resnet18, ...: the module exported by python/losscape_export.py,
+// on seeded N(0, 1) samples of its input shape, seeded labels).
+// Run: npm run bench:hessian [-- --threads 2 --rounds 3 --samples 1000 --batch 256 --tol 1e-3 --model vit]
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { modelFixture, references } from "../fixtures/_models.ts";
 import { createHvpSession } from "../src/autodiff/hvp.ts";
 import { Random } from "../src/core/random.ts";
 import { hessianExtremes } from "../src/curvature/hessian.ts";
@@ -17,7 +21,7 @@ import { hessianOperator } from "../src/curvature/hvp.ts";
 import type { Dataset } from "../src/data/dataset.ts";
 import { loadEmbedded } from "../src/data/embedded.ts";
 import { writeSafetensors } from "../src/formats/safetensors.ts";
-import { paramView } from "../src/model/model.ts";
+import { type Model, paramView } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
 import { machineLine, median, PEER_SETUP, requirePeer, runPeer } from "./_peer.ts";
 
@@ -39,16 +43,35 @@ const tol = Number(values.tol);
 const name = values.model;
 const torchVersion = requirePeer();
 
-const all = loadEmbedded("train");
-const per = all.shape.reduce((a, b) => a * b, 1);
-if (samples > all.labels.length) throw new Error(`--samples: the embedded set has ${all.labels.length}`);
-const data: Dataset = {
-  ...all,
-  name: `fashion-mnist/train[0:${samples}]`,
-  inputs: all.inputs.slice(0, samples * per),
-  labels: all.labels.slice(0, samples),
-};
-const model = zooModel(name, { inputShape: all.shape, seed: 0 });
+const fixture = references.models[name];
+if (fixture && fixture.inputKind !== "image")
+  throw new Error(
+    `--model ${name}: the Hessian benchmark takes image models (zoo names, resnet18, vit, ...)`,
+  );
+function seededData(shape: readonly number[]): Dataset {
+  const rng = new Random(7);
+  const per = shape.reduce((a, b) => a * b, 1);
+  return {
+    name: `seeded N(0, 1) [${samples}, ${shape.join(", ")}]`,
+    shape,
+    inputs: Float32Array.from({ length: samples * per }, () => rng.normal()),
+    labels: Uint8Array.from({ length: samples }, () => rng.int(10)),
+    classes: 10,
+  };
+}
+function embeddedData(): Dataset {
+  const all = loadEmbedded("train");
+  const per = all.shape.reduce((a, b) => a * b, 1);
+  if (samples > all.labels.length) throw new Error(`--samples: the embedded set has ${all.labels.length}`);
+  return {
+    ...all,
+    name: `fashion-mnist/train[0:${samples}]`,
+    inputs: all.inputs.slice(0, samples * per),
+    labels: all.labels.slice(0, samples),
+  };
+}
+const data = fixture ? seededData(fixture.shape) : embeddedData();
+const model: Model = fixture ? modelFixture(name).model : zooModel(name, { inputShape: data.shape, seed: 0 });
 // Away from the initialization's near-zero logits, as a trained net: last layer scaled up.
 const theta = model.initial.slice();
 const last = model.params.filter((p) => p.role === "filter").at(-1)!;
@@ -57,7 +80,7 @@ for (let i = 0; i < lastView.length; i++) lastView[i]! *= 10;
 
 const filters = model.params.filter((p) => p.role === "filter").reduce((a, p) => a + p.size, 0);
 console.log(
-  `${name} Hessian (filter weights, ${filters} parameters, eval mode), ${samples} samples, batch ${batchSize}, ${threads} threads; median of ${rounds} rounds, alternating`,
+  `${name} Hessian (filter weights, ${filters} parameters, eval mode), ${data.name}, batch ${batchSize}, ${threads} threads; median of ${rounds} rounds, alternating`,
 );
 console.log(
   `losscape: exact forward-over-reverse Hessian-vector products on onnxruntime-node, Lanczos (full reorthogonalization) to tol ${tol}`,

@@ -27,6 +27,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 from torch_reference import build, load, read_safetensors  # noqa: E402
 
 
+def build_any(name, shape, classes):
+    """A zoo model (fixtures/torch_reference.py) or a model fixture (fixtures/torch_models.py)."""
+    import torch_models
+
+    if name in torch_models.MODELS:
+        return torch_models.MODELS[name][0]()
+    return build(name, shape, classes)
+
+
 def read_metadata(path):
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
@@ -85,8 +94,10 @@ def lanczos(hvp, shapes, steps, seed):
 
 def main():
     path, threads, batch, iterations, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    torch.set_num_threads(threads)
     meta = read_metadata(path)
+    import torch_models  # noqa: F401  (sets its own thread count on import)
+
+    torch.set_num_threads(threads)
     name, shape = meta["model"], [int(v) for v in meta["input_shape"].split(",")]
     tensors = read_safetensors(path)
     x = torch.from_numpy(np.array(tensors["__input__"]))
@@ -96,7 +107,7 @@ def main():
     m = 0
     for r in range(rounds + 1):
         t0, c0 = time.perf_counter(), time.process_time()
-        model = build(name, shape, int(meta["classes"]))
+        model = build_any(name, shape, int(meta["classes"]))
         load(model, tensors, torch.float32)
         model.eval()
         params = [p for p in model.parameters() if p.dim() >= 2]

@@ -82,11 +82,15 @@ export function restoreMerged(graph: Graph): Map<string, string> {
   const outputs = new Set(graph.outputs.map((o) => o.name));
   const restored = new Map<string, string>();
   const kept: Node[] = [];
+  // How many nodes read each initializer: an Identity that is its source's only reader is plumbing, not a merge.
+  const readers = new Map<string, number>();
+  for (const n of graph.nodes) for (const i of new Set(n.inputs)) readers.set(i, (readers.get(i) ?? 0) + 1);
   for (const n of graph.nodes) {
     const src = n.opType === "Identity" ? inits.get(n.inputs[0] ?? "") : undefined;
     const out = n.outputs[0];
     if (
       src &&
+      (readers.get(src.name) ?? 0) > 1 &&
       isFloatTensor(src) &&
       out !== undefined &&
       !inits.has(out) &&
