@@ -163,3 +163,36 @@ describe.each(MODEL_FIXTURES.map((n) => [n] as const))("%s", (name) => {
     }
   }, 180_000);
 });
+
+describe("resnet18 at every opset 13-17", () => {
+  it.each([13, 15, 16, 17])(
+    "opset %i: the overlapping 3x3/2 max pool differentiates and the gradient equals PyTorch's",
+    async (opset) => {
+      // The graph's ops (Conv, BatchNormalization, Relu, MaxPool, Add, GlobalAveragePool, Flatten,
+      // Gemm) mean the same at opsets 13-17, so the opset-14 export stamped with another opset is
+      // that opset's export.
+      const proto = fixtureProto("resnet18");
+      proto.opsets = proto.opsets.map((o) => (o.domain === "" ? { ...o, version: opset } : o));
+      const { ref, data } = modelFixture("resnet18");
+      const model = fromProto(proto, { name: `resnet18-opset${opset}` });
+      const session = await createGradientSession(model, { batchNorm: "inference", threads: 2 });
+      try {
+        const step = await session.step(model.initial, data.inputs, data.labels);
+        const expected = ref.modes.inference!;
+        expect(Math.abs(step.loss - expected.loss) / expected.loss).toBeLessThan(RTOL);
+        const floor = FLOOR * wholeNorm(expected.gradients);
+        for (const p of model.params.filter((q) => isTrainable(q.role)))
+          expectMatches(
+            paramView(step.gradient, p),
+            expected.gradients[p.name]!,
+            `resnet18/inference/grad:${p.name}`,
+            RTOL,
+            floor,
+          );
+      } finally {
+        await session.dispose();
+      }
+    },
+    120_000,
+  );
+});
