@@ -94,10 +94,8 @@ def lanczos(hvp, shapes, steps, seed):
 
 def main():
     path, threads, batch, iterations, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-    meta = read_metadata(path)
-    import torch_models  # noqa: F401  (sets its own thread count on import)
-
     torch.set_num_threads(threads)
+    meta = read_metadata(path)
     name, shape = meta["model"], [int(v) for v in meta["input_shape"].split(",")]
     tensors = read_safetensors(path)
     x = torch.from_numpy(np.array(tensors["__input__"]))

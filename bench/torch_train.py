@@ -34,8 +34,8 @@ def main():
     shape = tuple(int(s) for s in sys.argv[5].split(","))
     kind = sys.argv[6] if len(sys.argv) > 6 else "image"
     torch.manual_seed(0)
-    model, classes = build_any(name, shape)
     torch.set_num_threads(threads)
+    model, classes = build_any(name, shape)
     model = model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     if kind == "tokens":

@@ -1,5 +1,6 @@
-// Shared test helpers: tolerance comparisons and temporary folders.
+// Shared test helpers: tolerance comparisons, temporary folders and the CLI as a user runs it.
 
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,4 +46,15 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
     scale = Math.max(scale, Math.abs(b[i]!));
   }
   return scale === 0 ? diff : diff / scale;
+}
+
+const BIN = new URL("../bin/losscape.js", import.meta.url).pathname;
+
+/** Runs `losscape ...args` (bin/losscape.js, CI=true: plain progress lines); exit code, stdout, stderr. */
+export function runCli(...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, CI: "true" },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
 }

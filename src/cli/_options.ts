@@ -102,3 +102,22 @@ export function loadFromFlags(o: { data: string; subset?: string; dataSeed: numb
     seed: o.dataSeed,
   });
 }
+
+/** --only <regex>: directions move only the parameters whose names match. */
+export function onlyOption<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+  help = "move only the parameters whose names match (e.g. '^layer4\\.' or 'attn'); the others stay fixed",
+) {
+  return cmd.option("--only <regex>", help, regex("--only"));
+}
+
+/**
+ * The --only part of a direction plan, and the direction-file field an existing file must match
+ * (directionsAt's `expected`): a file made with another --only moves other parameters.
+ */
+export function onlyPlan(o: { only?: RegExp }): {
+  plan: { only?: RegExp };
+  expected: Record<string, string>;
+} {
+  return { plan: o.only ? { only: o.only } : {}, expected: { only: o.only?.source ?? "" } };
+}

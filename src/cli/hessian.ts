@@ -12,8 +12,8 @@ import { hessianSurface } from "../curvature/surface.ts";
 import { datasetSize } from "../data/dataset.ts";
 import { readSurface } from "../formats/surface-file.ts";
 import { directionsAt, makeDirections } from "../landscape/plan.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
-import { nonNegativeInt, oneOf, positiveInt, positiveNumber, regex } from "./_parse.ts";
+import { dataOptions, loadFromFlags, modelOptions, onlyOption, onlyPlan, openFromFlags } from "./_options.ts";
+import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
 /** Default direction file beside a surface file: surf.h5 -> surf.directions.h5. */
@@ -40,7 +40,10 @@ const fmt = (v: number): string => v.toPrecision(6);
  * registerHessianCommand(program); // losscape hessian --model cnn --subset 1000
  */
 export function registerHessianCommand(program: Command): void {
-  dataOptions(modelOptions(program.command("hessian")))
+  onlyOption(
+    dataOptions(modelOptions(program.command("hessian"))),
+    "new directions move only the parameters whose names match (the Hessian stays the whole model's)",
+  )
     .description(
       "extreme eigenvalues of the loss Hessian w.r.t. the filter weights (Lanczos on exact Hessian-vector products, eval mode), at the model or over a grid (--x [--y] --out)",
     )
@@ -70,11 +73,6 @@ export function registerHessianCommand(program: Command): void {
       `normalization of new directions: ${NORMALIZATIONS.join(", ")}`,
       oneOf("--norm", NORMALIZATIONS),
       "filter" as Normalization,
-    )
-    .option(
-      "--only <regex>",
-      "new directions move only the parameters whose names match (the Hessian stays the whole model's)",
-      regex("--only"),
     )
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
@@ -155,9 +153,9 @@ export function registerHessianCommand(program: Command): void {
             dims: dims as 1 | 2,
             seed: o.seed,
             normalization: o.norm,
-            ...(o.only ? { only: o.only } : {}),
+            ...onlyPlan(o).plan,
           }),
-        { only: o.only?.source ?? "" },
+        onlyPlan(o).expected,
       );
       console.log(about);
       console.log(`${created ? "created" : "using"} direction file ${dirFile}`);

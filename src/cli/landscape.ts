@@ -14,8 +14,8 @@ import { directionsAt, makeDirections, makeModelDirection } from "../landscape/p
 import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
-import { nonNegativeInt, oneOf, positiveNumber, regex } from "./_parse.ts";
+import { dataOptions, loadFromFlags, modelOptions, onlyOption, onlyPlan, openFromFlags } from "./_options.ts";
+import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 import { queueOptions, runQueuedSurface } from "./queue.ts";
 
@@ -101,7 +101,7 @@ async function runSurface(
 
 /** Adds the landscape commands to the program. */
 export function registerLandscapeCommands(program: Command): void {
-  modelOptions(program.command("directions"))
+  onlyOption(modelOptions(program.command("directions")))
     .description("create a direction file (seeded Gaussian, filter-normalized by default) for a model")
     .requiredOption("--out <file>", "direction file to write (.h5)")
     .option("--dims <n>", "1 (a line) or 2 (a plane)", oneOf("--dims", ["1", "2"] as const), "2")
@@ -128,11 +128,6 @@ export function registerLandscapeCommands(program: Command): void {
       "weights" as DirectionMode,
     )
     .option("--orthogonal", "make the second direction orthogonal to the first")
-    .option(
-      "--only <regex>",
-      "move only the parameters whose names match (e.g. '^layer4\\.' or 'attn'); the others stay fixed",
-      regex("--only"),
-    )
     .action(async (o) => {
       const { model, params } = await openFromFlags(o);
       if (existsSync(o.out))
@@ -147,7 +142,7 @@ export function registerLandscapeCommands(program: Command): void {
           ignoreBiasBN: !o.keepBiasbn,
           mode: o.mode,
           orthogonal: Boolean(o.orthogonal),
-          ...(o.only ? { only: o.only } : {}),
+          ...onlyPlan(o).plan,
         }),
       );
       console.log(
@@ -155,7 +150,7 @@ export function registerLandscapeCommands(program: Command): void {
       );
     });
 
-  queueOptions(dataOptions(modelOptions(program.command("surface"))))
+  onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface")))))
     .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
     .requiredOption("--x <min:max:num>", "coordinates along the first direction, e.g. -1:1:51")
     .option("--y <min:max:num>", "coordinates along the second direction (makes a 2D surface)")
@@ -174,11 +169,6 @@ export function registerLandscapeCommands(program: Command): void {
     .option("--keep-biasbn", "give bias and BN entries d = theta instead of zero")
     .option("--mode <mode>", "weights or states", oneOf("--mode", MODES), "weights" as DirectionMode)
     .option("--orthogonal", "make the second direction orthogonal to the first")
-    .option(
-      "--only <regex>",
-      "move only the parameters whose names match (e.g. '^layer4\\.' or 'attn'); the others stay fixed",
-      regex("--only"),
-    )
     .option("--test", "also compute test loss and accuracy")
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
@@ -206,9 +196,9 @@ export function registerLandscapeCommands(program: Command): void {
             ignoreBiasBN: !o.keepBiasbn,
             mode: o.mode,
             orthogonal: Boolean(o.orthogonal),
-            ...(o.only ? { only: o.only } : {}),
+            ...onlyPlan(o).plan,
           }),
-        { only: o.only?.source ?? "" },
+        onlyPlan(o).expected,
       );
       console.log(
         `${created ? "created" : "using"} direction file ${dirFile}${dirMeta.moved_count ? ` (moves ${dirMeta.moved_count} tensors)` : ""}`,
@@ -236,7 +226,10 @@ export function registerLandscapeCommands(program: Command): void {
       } else await runSurface(o, job);
     });
 
-  dataOptions(modelOptions(program.command("interpolate")))
+  onlyOption(
+    dataOptions(modelOptions(program.command("interpolate"))),
+    "interpolate only the parameters whose names match; the others stay the first model's",
+  )
     .description(
       "1D interpolation (1-a) theta_A + a theta_B between two models, BN statistics interpolated too",
     )
@@ -252,11 +245,6 @@ export function registerLandscapeCommands(program: Command): void {
       "states (BN statistics interpolated, default) or weights",
       oneOf("--mode", MODES),
       "states" as DirectionMode,
-    )
-    .option(
-      "--only <regex>",
-      "interpolate only the parameters whose names match; the others stay the first model's",
-      regex("--only"),
     )
     .option("--test", "also compute test loss and accuracy")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)

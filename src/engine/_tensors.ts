@@ -3,7 +3,7 @@
 // int64 class indices. Shared by the engine and the gradient/HVP sessions.
 
 import * as ort from "onnxruntime-node";
-import type { Model } from "../model/model.ts";
+import { type Model, shapeSize } from "../model/model.ts";
 
 /** Samples of a batch: float32 values, or integer token ids. */
 export type Samples = Float32Array | Int32Array;
@@ -58,9 +58,9 @@ export function batchCount(
   labels: ArrayLike<number>,
   where: string,
 ): number {
-  const positions = targetShape.reduce((a, b) => a * b, 1);
+  const positions = shapeSize(targetShape);
   const count = labels.length / positions;
-  const per = model.input.shape.reduce((a, b) => a * b, 1);
+  const per = shapeSize(model.input.shape);
   if (!Number.isInteger(count) || count < 1) {
     throw new Error(
       `${where}: ${labels.length} labels are not a whole number of samples with targets of shape [${targetShape.join(", ")}] (${positions} per sample)`,

@@ -120,7 +120,7 @@ class OrtEngine implements Engine {
     const data32 = t.data as Float32Array;
     // [batch, classes], or [batch, positions..., classes] against targets of shape [positions...].
     const positions = targetSize(data);
-    const inner = t.dims.slice(1, -1).reduce((a, b) => a * b, 1);
+    const inner = shapeSize(t.dims.slice(1, -1));
     if (t.dims.length < 2 || t.dims[0] !== rows || inner !== positions) {
       throw new Error(
         `model '${this.model.name}': output '${this.model.output}' has shape [${t.dims.join(", ")}]; dataset '${data.name}' needs [batch, ${positions === 1 && (data.targetShape ?? []).length === 0 ? "" : `${(data.targetShape ?? []).join(", ")}, `}classes] logits (targets of shape [${(data.targetShape ?? []).join(", ")}] per sample)`,

@@ -6,7 +6,7 @@
 // and why, is reported for every float initializer (docs/models.md).
 
 import { attr, DataType, type Graph, type Node, type Tensor, tensorFloats } from "../onnx/proto.ts";
-import type { ParamRole } from "./model.ts";
+import { type ParamRole, shapeSize } from "./model.ts";
 
 /** What the importer decided for one float initializer. */
 export interface InitializerReport {
@@ -116,7 +116,6 @@ interface Trace {
   readonly value: string;
   readonly axes: readonly number[] | null;
   readonly shape: readonly number[] | null;
-  readonly path: readonly string[];
 }
 
 /**
@@ -177,7 +176,7 @@ export function discoverParameters(
     if (!isFloatTensor(t)) continue;
     const uses = tensorUses(t, users, producers, constants, isPure, floatInits);
     const computeUsers = [...new Set(uses.map((u) => `${u.node.opType} '${u.node.name}'`))];
-    const size = t.dims.reduce((a, b) => a * b, 1);
+    const size = shapeSize(t.dims);
     let decision: Omit<InitializerReport, "name" | "shape" | "users" | "shared" | "restoredFrom">;
     const paramUse = uses.find((u): u is Extract<Use, { role: ParamRole }> => "role" in u);
     const statUse = paramUse?.role === "bn-stat" ? paramUse : undefined;
@@ -259,7 +258,7 @@ function tensorUses(
 ): Use[] {
   const out: Use[] = [];
   const seen = new Set<string>();
-  const stack: Trace[] = [{ value: t.name, axes: t.dims.map((_, i) => i), shape: [...t.dims], path: [] }];
+  const stack: Trace[] = [{ value: t.name, axes: t.dims.map((_, i) => i), shape: [...t.dims] }];
   while (stack.length > 0) {
     const tr = stack.pop()!;
     if (seen.has(tr.value)) continue;
@@ -290,7 +289,7 @@ function follow(
   const rank = tr.shape?.length ?? tr.axes?.length;
   const c = (k: number): number[] | undefined => constants.get(node.inputs[k] ?? "")?.values;
   const to = (axes: readonly number[] | null, shape: readonly number[] | null): Trace[] =>
-    node.outputs.map((value) => ({ value, axes, shape, path: [...tr.path, op] }));
+    node.outputs.map((value) => ({ value, axes, shape }));
   // Only the data operand of these routes the value; shapes, indices, starts... are control inputs.
   if (index !== 0 && op !== "Concat") return [];
   switch (op) {
@@ -557,15 +556,14 @@ function range(n: number): number[] {
 
 function flattenShape(shape: readonly number[], axis: number): number[] {
   const a = axis < 0 ? axis + shape.length : axis;
-  const prod = (v: readonly number[]) => v.reduce((p, q) => p * q, 1);
-  return [prod(shape.slice(0, a)), prod(shape.slice(a))];
+  return [shapeSize(shape.slice(0, a)), shapeSize(shape.slice(a))];
 }
 
 /** Reshape's target with 0 (copy) and -1 (infer) resolved, or undefined. */
 function resolveReshape(shape: readonly number[], target: readonly number[]): number[] | undefined {
   const out = target.map((d, i) => (d === 0 ? shape[i] : d));
   if (out.some((d) => d === undefined)) return undefined;
-  const total = shape.reduce((p, q) => p * q, 1);
+  const total = shapeSize(shape);
   const known = (out as number[]).filter((d) => d !== -1).reduce((p, q) => p * q, 1);
   return (out as number[]).map((d) => (d === -1 ? total / known : d));
 }

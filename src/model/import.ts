@@ -16,7 +16,7 @@ import {
   tensorFloats,
 } from "../onnx/proto.ts";
 import { discoverParameters, type InitializerReport, restoreMerged } from "./_discover.ts";
-import type { InputType, Model, ParamSpec } from "./model.ts";
+import { type InputType, type Model, type ParamSpec, shapeSize } from "./model.ts";
 
 /** Options for reading an ONNX model. */
 export interface ImportOptions {
@@ -133,7 +133,7 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
     );
   }
   for (const r of report) {
-    const size = r.shape.reduce((a, b) => a * b, 1);
+    const size = shapeSize(r.shape);
     if (r.status === "constant" && size > 1 && r.kind.startsWith("read by"))
       warnings.push(
         `float initializer '${r.name}' [${r.shape.join(", ")}] is ${r.kind}; it is kept constant (not a landscape parameter; --trainable makes it one)`,
@@ -154,7 +154,7 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
         `${name}: parameter '${t.name}' (${f.users.join(", ")}) has element type ${t.dataType}; losscape runs float32 models (1)`,
       );
     }
-    const size = t.dims.reduce((a, b) => a * b, 1);
+    const size = shapeSize(t.dims);
     const spec: ParamSpec = {
       name: t.name,
       shape: [...t.dims],

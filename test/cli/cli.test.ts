@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -7,19 +6,12 @@ import { createOrtEngine } from "../../src/engine/ort.ts";
 import { loadParams } from "../../src/model/checkpoint.ts";
 import { readOnnx } from "../../src/model/import.ts";
 import { decodeModel } from "../../src/onnx/proto.ts";
-import { tempDir } from "../helpers.ts";
+import { runCli, tempDir } from "../helpers.ts";
 
-const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
 const { dir, cleanup } = tempDir("losscape-cli-");
 afterAll(cleanup);
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, CI: "true" },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = runCli;
 
 describe("losscape CLI", () => {
   it("demo trains the small CNN and writes its landscape, figures and report; a rerun resumes everything", () => {

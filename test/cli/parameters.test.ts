@@ -1,7 +1,6 @@
 // Choosing what moves: --trainable / --constant override what the importer found, --only
 // restricts directions (and interpolation) to some parameters, and the files record which moved.
 
-import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { randomDirection, restrictDirection } from "../../src/core/directions.ts";
@@ -9,19 +8,12 @@ import { readDirectionFile } from "../../src/formats/direction-file.ts";
 import { readSurface } from "../../src/formats/surface-file.ts";
 import { makeDirections } from "../../src/landscape/plan.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
-import { tempDir } from "../helpers.ts";
+import { runCli, tempDir } from "../helpers.ts";
 
-const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
 const { dir, cleanup } = tempDir("losscape-params-");
 afterAll(cleanup);
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: "utf8",
-    env: { ...process.env, CI: "true" },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = runCli;
 
 const MLP = ["--model", "mlp", "--input-shape", "1,28,28"];
 

@@ -1,7 +1,6 @@
 // losscape hessian end to end: a single point (the same numbers as the library), a resumable
 // grid written to a surface file, and the errors of bad option combinations.
 
-import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -9,19 +8,12 @@ import { hessianExtremes } from "../../src/curvature/hessian.ts";
 import { loadDataset } from "../../src/data/load.ts";
 import { readSurface } from "../../src/formats/surface-file.ts";
 import { zooModel } from "../../src/zoo/zoo.ts";
-import { tempDir } from "../helpers.ts";
+import { runCli, tempDir } from "../helpers.ts";
 
-const BIN = new URL("../../bin/losscape.js", import.meta.url).pathname;
 const { dir, cleanup } = tempDir("losscape-hessian-cli-");
 afterAll(cleanup);
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, "hessian", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, CI: "true" },
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const cli = (...args: string[]) => runCli("hessian", ...args);
 
 const COMMON = ["--model", "cnn", "--subset", "64", "--threads", "1", "--batch-size", "32"];
 

@@ -10,13 +10,13 @@ import { describe, expect, it } from "vitest";
 import { fixtureProto, hvpDirection, modelFixture, references } from "../../fixtures/_models.ts";
 import { MODEL_FIXTURES } from "../../fixtures/make-model-fixtures.ts";
 import { createHvpSession } from "../../src/autodiff/hvp.ts";
-import { createGradientSession } from "../../src/autodiff/session.ts";
+import { createGradientSession, type GradientStep } from "../../src/autodiff/session.ts";
 import { loadDataset } from "../../src/data/load.ts";
 import { createOrtEngine } from "../../src/engine/ort.ts";
 import { makeDirections } from "../../src/landscape/plan.ts";
 import { computeSurface } from "../../src/landscape/surface.ts";
 import { fromProto } from "../../src/model/import.ts";
-import { isTrainable, paramView } from "../../src/model/model.ts";
+import { isTrainable, type Model, paramView } from "../../src/model/model.ts";
 import { expectMatches } from "../autodiff/_gradient-reference.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -28,6 +28,21 @@ const FLOOR = 1e-3;
 
 const wholeNorm = (summaries: Record<string, { norm: number }>) =>
   Math.hypot(...Object.values(summaries).map((s) => s.norm));
+
+/** Checks a step's loss and every trainable gradient against fixture `name`'s reference in `mode`. */
+function expectReference(model: Model, step: GradientStep, name: string, mode: string): void {
+  const expected = references.models[name]!.modes[mode]!;
+  expect(Math.abs(step.loss - expected.loss) / expected.loss).toBeLessThan(RTOL);
+  const floor = FLOOR * wholeNorm(expected.gradients);
+  for (const p of model.params.filter((q) => isTrainable(q.role)))
+    expectMatches(
+      paramView(step.gradient, p),
+      expected.gradients[p.name]!,
+      `${name}/${mode}/grad:${p.name}`,
+      RTOL,
+      floor,
+    );
+}
 
 describe("PyTorch model fixtures", () => {
   it("cover the fixture list, made with PyTorch 1.13 / torchvision 0.14, on batches where PyTorch's float32 agrees with float64", () => {
@@ -99,16 +114,7 @@ describe.each(MODEL_FIXTURES.map((n) => [n] as const))("%s", (name) => {
       });
       try {
         const step = await session.step(model.initial, data.inputs, data.labels);
-        expect(Math.abs(step.loss - expected.loss) / expected.loss).toBeLessThan(RTOL);
-        const floor = FLOOR * wholeNorm(expected.gradients);
-        for (const p of model.params.filter((q) => isTrainable(q.role)))
-          expectMatches(
-            paramView(step.gradient, p),
-            expected.gradients[p.name]!,
-            `${name}/${mode}/grad:${p.name}`,
-            RTOL,
-            floor,
-          );
+        expectReference(model, step, name, mode);
         if (mode === "training")
           for (const [param, summary] of Object.entries(expected.statistics ?? {}))
             expectMatches(step.statistics.get(param)!, summary, `${name}/${mode}/bnstat:${param}`, RTOL);
@@ -173,22 +179,12 @@ describe("resnet18 at every opset 13-17", () => {
       // that opset's export.
       const proto = fixtureProto("resnet18");
       proto.opsets = proto.opsets.map((o) => (o.domain === "" ? { ...o, version: opset } : o));
-      const { ref, data } = modelFixture("resnet18");
+      const { data } = modelFixture("resnet18");
       const model = fromProto(proto, { name: `resnet18-opset${opset}` });
       const session = await createGradientSession(model, { batchNorm: "inference", threads: 2 });
       try {
         const step = await session.step(model.initial, data.inputs, data.labels);
-        const expected = ref.modes.inference!;
-        expect(Math.abs(step.loss - expected.loss) / expected.loss).toBeLessThan(RTOL);
-        const floor = FLOOR * wholeNorm(expected.gradients);
-        for (const p of model.params.filter((q) => isTrainable(q.role)))
-          expectMatches(
-            paramView(step.gradient, p),
-            expected.gradients[p.name]!,
-            `resnet18/inference/grad:${p.name}`,
-            RTOL,
-            floor,
-          );
+        expectReference(model, step, "resnet18", "inference");
       } finally {
         await session.dispose();
       }
