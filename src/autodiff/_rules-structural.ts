@@ -168,6 +168,23 @@ const instanceNormalization: Rule = (a) => {
  * one-hot matrix [indices, axis size] times dY does the same sum (memory indices x axis size).
  * Negative indices are wrapped first.
  */
+/**
+ * GatherElements (a loss picking each target's log-probability): the gradient scatters dY back to
+ * the picked positions, adding where an index repeats (ScatterElements with reduction, opset 16).
+ */
+const gatherElements: Rule = (a) => {
+  const { e, node } = a;
+  if (!a.needs[0]) return [undefined, undefined];
+  if (e.opset < 16) fail(node, "the gradient of GatherElements needs opset >= 13 (re-export the model)");
+  const [data, indices] = [node.inputs[0]!, node.inputs[1]!];
+  const r = a.dims(data).length;
+  const axis = normAxis(intAttr(node, "axis", 0), r);
+  let idx = indices;
+  if (a.info(indices)?.type !== DataType.INT64) idx = e.op("Cast", [idx], { to: DataType.INT64 });
+  const zeros = e.zeros(a.shapeOf(data));
+  return [e.op("ScatterElements", [zeros, idx, a.dy[0]!], { axis, reduction: { s: "add" } }), undefined];
+};
+
 const gather: Rule = (a) => {
   const { e, node } = a;
   if (!a.needs[0]) return [undefined, undefined];
@@ -409,6 +426,7 @@ export const STRUCTURAL_RULES: Readonly<Record<string, Rule>> = {
   LayerNormalization: layerNormalization,
   InstanceNormalization: instanceNormalization,
   Gather: gather,
+  GatherElements: gatherElements,
   Slice: slice,
   Pad: pad,
 };

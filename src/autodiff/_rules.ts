@@ -320,8 +320,11 @@ function reduce(mean: boolean): Rule {
     if (!keep) g = e.unsqueeze(g, norm);
     if (mean) {
       const count = dimProduct(norm.map((i) => dims[i]!));
-      if (typeof count !== "number") fail(node, `reduced axes of '${x}' need static sizes`);
-      g = e.op("Mul", [g, e.scalar(1 / count)]);
+      // A symbolic reduced size (a loss averaged over the batch): the count is Size(x) / Size(mean).
+      if (typeof count !== "number") {
+        const size = (v: string) => e.op("Cast", [e.op("Size", [v])], { to: e.floatType });
+        g = e.op("Div", [g, e.op("Div", [size(x), size(node.outputs[0]!)])]);
+      } else g = e.op("Mul", [g, e.scalar(1 / count)]);
     }
     return [e.op("Expand", [g, a.shapeOf(x)])];
   };

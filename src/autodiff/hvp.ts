@@ -8,7 +8,11 @@ import * as ort from "onnxruntime-node";
 import { batchCount, type Samples, samplesTensor, targetsTensor } from "../engine/_tensors.ts";
 import { checkParams, type Model } from "../model/model.ts";
 import { encodeModel } from "../onnx/proto.ts";
-import { type GradientGraph, gradientGraph } from "./gradient.ts";
+import { type GradientGraph, type GradientOptions, gradientGraph } from "./gradient.ts";
+
+/** The loss of a Hessian: as in a gradient graph (loss, ignore index, class axis, target shape). */
+export type GradientTask = Pick<GradientOptions, "loss" | "ignoreIndex" | "classAxis" | "targetShape">;
+
 import { type JvpGraph, jvpGraph } from "./jvp.ts";
 import { nchwcBlockSize } from "./nchwc.ts";
 import { gradientSessionOptions } from "./session.ts";
@@ -33,7 +37,11 @@ export interface HvpGraph {
  */
 export function hvpGraph(
   model: Model,
-  { params, convBlock }: { params?: readonly string[]; convBlock?: number } = {},
+  {
+    params,
+    convBlock,
+    task = {},
+  }: { params?: readonly string[]; convBlock?: number; task?: GradientTask } = {},
 ): HvpGraph {
   const names = params ? [...params] : model.params.filter((p) => p.role === "filter").map((p) => p.name);
   for (const name of names) {
@@ -43,6 +51,7 @@ export function hvpGraph(
   if (names.length === 0)
     throw new Error(`hvpGraph(): model '${model.name}' has no parameters to differentiate`);
   const gradient = gradientGraph(model, {
+    ...task,
     batchNorm: "inference",
     parameters: "inputs",
     trainable: names,
@@ -57,7 +66,7 @@ export function hvpGraph(
 
 /** What one Hessian-vector product run returns (all in the model's flat parameter layout). */
 export interface HvpStep {
-  /** Mean cross-entropy over the batch. */
+  /** Mean loss over the batch's scored targets. */
   readonly loss: number;
   /** d loss / d params at the differentiated parameters, zero elsewhere. */
   readonly gradient: Float32Array;
@@ -84,16 +93,20 @@ export interface HvpSession {
  */
 export async function createHvpSession(
   model: Model,
-  options: { threads?: number; params?: readonly string[]; blocked?: boolean } = {},
+  options: { threads?: number; params?: readonly string[]; blocked?: boolean; task?: GradientTask } = {},
 ): Promise<HvpSession> {
-  const { threads = availableParallelism(), params, blocked = true } = options;
+  const { threads = availableParallelism(), params, blocked = true, task } = options;
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`createHvpSession(): 'threads' must be a positive integer, got ${threads}`);
   }
   // Blocked (NCHWc) convolutions as in gradient sessions; the batch stays symbolic (evaluation
   // batches vary), so weight gradients keep the patches + MatMul form.
   const convBlock = blocked ? await nchwcBlockSize() : undefined;
-  const graph = hvpGraph(model, { ...(params ? { params } : {}), ...(convBlock ? { convBlock } : {}) });
+  const graph = hvpGraph(model, {
+    ...(params ? { params } : {}),
+    ...(convBlock ? { convBlock } : {}),
+    ...(task ? { task } : {}),
+  });
   const { bytes } = encodeModel(graph.jvp.proto);
   const session = await ort.InferenceSession.create(bytes, gradientSessionOptions(threads, "inputs"));
   return new OrtHvpSession(model, graph, session);
@@ -136,7 +149,7 @@ class OrtHvpSession implements HvpSession {
     const count = batchCount(this.model, targetShape, inputs, labels, "run()");
     const feeds: Record<string, ort.Tensor> = {
       input: samplesTensor(this.model, inputs, count, "run()"),
-      labels: targetsTensor(labels, [count, ...targetShape]),
+      labels: targetsTensor(labels, [count, ...targetShape], this.graph.gradient.labelsType),
     };
     for (const name of this.graph.gradient.parameterInputs) {
       const p = this.byName.get(name)!;

@@ -27,9 +27,9 @@ export interface GradientSessionOptions extends GradientOptions {
 
 /** What one gradient evaluation returns. */
 export interface GradientStep {
-  /** Mean cross-entropy over the batch. */
+  /** Mean loss over the batch's scored targets (the model's own loss for Model.loss). */
   readonly loss: number;
-  /** [count, classes] logits. */
+  /** The model's output on the batch, as the graph lays it out (empty for a model loss without one). */
   readonly logits: Float32Array;
   /** d loss / d params, same layout as the parameter vector; zero at batch-norm running statistics. */
   readonly gradient: Float32Array;
@@ -218,7 +218,7 @@ class OrtGradientSession implements GradientSession {
     const session = await this.sessionFor(params, count);
     const feeds: Record<string, ort.Tensor> = {
       input: samplesTensor(this.model, inputs, count, `${where}()`),
-      labels: targetsTensor(labels, [count, ...this.graph.targetShape]),
+      labels: targetsTensor(labels, [count, ...this.graph.targetShape], this.graph.labelsType),
     };
     if (this.graph.parameters === "inputs") {
       for (const name of this.graph.parameterInputs) {
@@ -237,7 +237,9 @@ class OrtGradientSession implements GradientSession {
       statistics.set(s.param, (out[s.output]!.data as Float32Array).slice());
     return {
       loss: (out[this.graph.loss]!.data as Float32Array)[0]!,
-      logits: (out[this.graph.logits]!.data as Float32Array).slice(),
+      logits: this.graph.logits
+        ? (out[this.graph.logits]!.data as Float32Array).slice()
+        : new Float32Array(0),
       statistics,
     };
   }

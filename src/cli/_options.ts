@@ -3,15 +3,15 @@
 
 import type { Command, OptionValues } from "@commander-js/extra-typings";
 import type { Dataset } from "../data/dataset.ts";
-import { loadDataset, type Split } from "../data/load.ts";
+import { type LoadOptions, loadDataset, type Split } from "../data/load.ts";
 import { parseSubset } from "../data/transform.ts";
-import type { LossName } from "../engine/engine.ts";
+import { DEFAULT_IGNORE_INDEX, LOSS_NAMES, type LossName, type TaskOptions } from "../engine/task.ts";
 import type { Model } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
-import { nonNegativeInt, oneOf, positiveInt, regex, shape } from "./_parse.ts";
+import { integer, nonNegativeInt, oneOf, positiveInt, regex, shape } from "./_parse.ts";
 
 export const SPLITS = ["train", "test"] as const satisfies readonly Split[];
-export const LOSSES = ["cross-entropy", "mse"] as const satisfies readonly LossName[];
+export const LOSSES = LOSS_NAMES;
 
 /** --model, --params, --input, --output, --input-shape, --allow-folded-bn, --trainable, --constant. */
 export function modelOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
@@ -37,6 +37,14 @@ export function modelOptions<A extends unknown[], O extends OptionValues, G exte
       "--constant <regex>",
       "float initializers whose names match stay constant (not moved, not trained)",
       regex("--constant"),
+    )
+    .option(
+      "--loss-output <name>",
+      "graph output holding the model's own scalar loss (inputs: samples and targets); evaluated and differentiated as it is",
+    )
+    .option(
+      "--targets-input <name>",
+      "graph input taking the targets of --loss-output (default: the other input)",
     );
 }
 
@@ -50,6 +58,8 @@ export interface ModelFlags {
   allowFoldedBn?: true;
   trainable?: RegExp;
   constant?: RegExp;
+  lossOutput?: string;
+  targetsInput?: string;
   /** Seed of a zoo model's initial parameters. */
   initSeed?: number;
 }
@@ -68,39 +78,148 @@ export async function openFromFlags(
     allowFoldedBatchNorm: Boolean(o.allowFoldedBn),
     ...(o.trainable ? { trainable: o.trainable } : {}),
     ...(o.constant ? { constant: o.constant } : {}),
+    ...(o.lossOutput ? { lossOutput: o.lossOutput } : {}),
+    ...(o.targetsInput ? { targetsInput: o.targetsInput } : {}),
     ...(o.initSeed !== undefined ? { seed: o.initSeed } : {}),
   });
   for (const w of opened.model.warnings) console.error(`warning: ${w}`);
   return opened;
 }
 
-/** --data, --subset, --data-seed, --batch-size, --loss, --threads. */
+const DATA_HELP =
+  "fashion-mnist (embedded), fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, npz:FILE, npy:X.npy,Y.npy, safetensors:FILE, images:DIR, tokens (embedded text), tokens:FILE.bin";
+
+/**
+ * --data, --test-data, --subset, --data-seed, --normalize, --layout, --stream, --resize, --crop,
+ * --dtype, --context, --vocab (what the data is) and --batch-size, --loss, --ignore-index,
+ * --class-axis, --threads (how it is scored and run).
+ */
 export function dataOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
   cmd: Command<A, O, G>,
 ) {
   return cmd
+    .option("--data <spec>", DATA_HELP, "fashion-mnist")
     .option(
-      "--data <spec>",
-      "fashion-mnist (embedded), fashion-mnist:DIR, mnist:DIR, cifar10:DIR, cifar100:DIR, safetensors:FILE",
-      "fashion-mnist",
+      "--test-data <spec>",
+      "the test split, for data without one (npy, a single-split npz/safetensors, tokens:FILE, images:DIR without train/ and val/)",
     )
     .option("--subset <n>", "a seeded subset: a count (1000), a fraction (0.1) or a percentage (10%)")
     .option("--data-seed <n>", "seed of the subset", nonNegativeInt("--data-seed"), 0)
-    .option("--batch-size <n>", "samples per forward pass", positiveInt("--batch-size"), 256)
-    .option("--loss <name>", "cross-entropy or mse", oneOf("--loss", LOSSES), "cross-entropy" as LossName)
-    .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"))
+    .option(
+      "--normalize <spec>",
+      "per-channel MEAN/STD (e.g. 0.485,0.456,0.406/0.229,0.224,0.225), none, or a preset: imagenet, cifar10, cifar100, mnist, fashion-mnist (default: the dataset's own statistics for the built-in kinds, none otherwise)",
+    )
+    .option(
+      "--layout <layout>",
+      "channel layout of array samples: nchw or nhwc",
+      oneOf("--layout", ["nchw", "nhwc"] as const),
+    )
     .option(
       "--stream",
-      "read samples from disk batch by batch (CIFAR, uncompressed IDX): memory independent of the data size",
-    );
+      "read samples from disk batch by batch (CIFAR, uncompressed IDX, .npy, stored .npz): memory independent of the data size",
+    )
+    .option(
+      "--resize <n>",
+      "images: resize the shorter side to n pixels (bilinear, antialiased)",
+      positiveInt("--resize"),
+    )
+    .option("--crop <n>", "images: centre crop of n x n pixels", positiveInt("--crop"))
+    .option(
+      "--dtype <type>",
+      "tokens: uint16 (default) or uint32",
+      oneOf("--dtype", ["uint16", "uint32"] as const),
+    )
+    .option("--context <n>", "tokens: window length T (default 256)", positiveInt("--context"))
+    .option(
+      "--vocab <n>",
+      "tokens: vocabulary size (default: 1 + the largest id in the file)",
+      positiveInt("--vocab"),
+    )
+    .option("--batch-size <n>", "samples per forward pass", positiveInt("--batch-size"), 256)
+    .option(
+      "--loss <name>",
+      "cross-entropy, mse (regression against real-valued targets) or mse-onehot (softmax vs one-hot, the reference's mse)",
+      oneOf("--loss", LOSSES),
+      "cross-entropy" as LossName,
+    )
+    .option(
+      "--ignore-index <n>",
+      `class targets equal to this count for nothing (default ${DEFAULT_IGNORE_INDEX}, PyTorch's)`,
+      integer("--ignore-index"),
+    )
+    .option(
+      "--class-axis <axis>",
+      "axis of the logits holding the classes: -1 ([N, T, V]) or 1 ([N, C, H, W]); default: the one that fits the targets",
+      oneOf("--class-axis", ["1", "-1"] as const),
+    )
+    .option("--threads <n>", "ONNX Runtime threads (default: all cores)", positiveInt("--threads"));
+}
+
+/** The data flags as dataOptions parses them. */
+export interface DataFlags {
+  data: string;
+  testData?: string;
+  subset?: string;
+  dataSeed: number;
+  normalize?: string;
+  layout?: "nchw" | "nhwc";
+  stream?: true;
+  resize?: number;
+  crop?: number;
+  dtype?: "uint16" | "uint32";
+  context?: number;
+  vocab?: number;
+}
+
+/** How the data flags read a dataset, apart from the subset (plain JSON values: the queue stores them). */
+export function readOptionsFromFlags(o: DataFlags): Omit<LoadOptions, "subset" | "seed"> {
+  return {
+    ...(o.testData !== undefined ? { testData: o.testData } : {}),
+    ...(o.normalize !== undefined ? { normalize: o.normalize } : {}),
+    ...(o.layout !== undefined ? { layout: o.layout } : {}),
+    ...(o.stream ? { stream: true } : {}),
+    ...(o.resize !== undefined ? { resize: o.resize } : {}),
+    ...(o.crop !== undefined ? { crop: o.crop } : {}),
+    ...(o.dtype !== undefined ? { dtype: o.dtype } : {}),
+    ...(o.context !== undefined ? { context: o.context } : {}),
+    ...(o.vocab !== undefined ? { vocab: o.vocab } : {}),
+  };
 }
 
 /** Loads one split with the data flags. */
-export function loadFromFlags(o: { data: string; subset?: string; dataSeed: number }, split: Split): Dataset {
+export function loadFromFlags(o: DataFlags, split: Split): Dataset {
   return loadDataset(o.data, split, {
+    ...readOptionsFromFlags(o),
     ...(o.subset ? { subset: parseSubset(o.subset) } : {}),
     seed: o.dataSeed,
   });
+}
+
+/**
+ * What a result file records about its data: the specs, and the normalization each split got.
+ *
+ * @example
+ * meta: { ...dataMeta(o, train, test) } // { data: "cifar10:DIR", normalization: "mean ... std ..." }
+ */
+export function dataMeta(o: DataFlags, train: Dataset, test?: Dataset): Record<string, string> {
+  return {
+    data: o.data,
+    ...(o.testData !== undefined && test ? { test_data: o.testData } : {}),
+    ...(train.normalization !== undefined ? { normalization: train.normalization } : {}),
+  };
+}
+
+/** The task flags (--loss, --ignore-index, --class-axis) as TaskOptions. */
+export function taskFromFlags(o: {
+  loss: LossName;
+  ignoreIndex?: number;
+  classAxis?: "1" | "-1";
+}): TaskOptions {
+  return {
+    loss: o.loss,
+    ...(o.ignoreIndex !== undefined ? { ignoreIndex: o.ignoreIndex } : {}),
+    ...(o.classAxis !== undefined ? { classAxis: Number(o.classAxis) as 1 | -1 } : {}),
+  };
 }
 
 /** --only <regex>: directions move only the parameters whose names match. */

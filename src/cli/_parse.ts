@@ -70,3 +70,14 @@ export function regex(option: string) {
     }
   };
 }
+
+/** An integer option, negative ones too (--ignore-index -100). */
+export function integer(option: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(n)) {
+      throw new InvalidArgumentError(`${option} expects an integer, got '${text}'`);
+    }
+    return n;
+  };
+}

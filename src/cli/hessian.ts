@@ -10,9 +10,19 @@ import { axisValues, type Grid, gridSize, parseAxis, parseShard } from "../core/
 import { hessianExtremes } from "../curvature/hessian.ts";
 import { hessianSurface } from "../curvature/surface.ts";
 import { datasetSize } from "../data/dataset.ts";
+import { taskIdentity } from "../engine/task.ts";
 import { readSurface } from "../formats/surface-file.ts";
 import { directionsAt, makeDirections } from "../landscape/plan.ts";
-import { dataOptions, loadFromFlags, modelOptions, onlyOption, onlyPlan, openFromFlags } from "./_options.ts";
+import {
+  dataMeta,
+  dataOptions,
+  loadFromFlags,
+  modelOptions,
+  onlyOption,
+  onlyPlan,
+  openFromFlags,
+  taskFromFlags,
+} from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -77,11 +87,11 @@ export function registerHessianCommand(program: Command): void {
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
     .action(async (o) => {
-      if (o.loss !== "cross-entropy") {
+      const task = taskFromFlags(o);
+      if (o.loss === "mse-onehot")
         throw new Error(
-          `hessian: the Hessian is of the cross-entropy loss; --loss ${o.loss} is not supported`,
+          "hessian: the Hessian is of cross-entropy or mse (regression); --loss mse-onehot is not supported",
         );
-      }
       if (!(o.tol < 1)) throw new Error(`hessian: --tol expects a number in (0, 1), got ${o.tol}`);
       if (o.iterations < 2) throw new Error(`hessian: --iterations expects at least 2, got ${o.iterations}`);
       let traceSamples = 0;
@@ -103,9 +113,9 @@ export function registerHessianCommand(program: Command): void {
       const { model, params } = await openFromFlags(o, data);
       const filters = model.params.filter((p) => p.role === "filter");
       const count = filters.reduce((a, p) => a + p.size, 0);
-      const about = `${model.name}: Hessian of the mean cross-entropy over ${data.name} (${datasetSize(data)} samples) w.r.t. ${filters.length} filter tensors (${count} parameters), eval mode`;
+      const about = `${model.name}: Hessian of the mean ${taskIdentity(task, model)} over ${data.name} (${datasetSize(data)} samples) w.r.t. ${filters.length} filter tensors (${count} parameters), eval mode`;
       const hessian = { tol: o.tol, maxIterations: o.iterations, seed: o.lanczosSeed };
-      const run = { batchSize: o.batchSize, ...(o.threads ? { threads: o.threads } : {}) };
+      const run = { batchSize: o.batchSize, task, ...(o.threads ? { threads: o.threads } : {}) };
 
       if (!grid) {
         if (!o.json) console.log(about);
@@ -175,7 +185,7 @@ export function registerHessianCommand(program: Command): void {
         ...run,
         flushSeconds: o.flush,
         ...(o.shard ? { shard: parseShard(o.shard) } : {}),
-        meta: { command: process.argv.slice(2).join(" "), model_name: model.name, data: o.data },
+        meta: { command: process.argv.slice(2).join(" "), model_name: model.name, ...dataMeta(o, data) },
         onProgress: (n, _todo, e) => {
           done = n;
           bar.update(n, `|min/max| ${fmt(Math.abs(e.min / e.max))}`);

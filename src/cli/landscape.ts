@@ -14,7 +14,16 @@ import { directionsAt, makeDirections, makeModelDirection } from "../landscape/p
 import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
-import { dataOptions, loadFromFlags, modelOptions, onlyOption, onlyPlan, openFromFlags } from "./_options.ts";
+import {
+  dataMeta,
+  dataOptions,
+  loadFromFlags,
+  modelOptions,
+  onlyOption,
+  onlyPlan,
+  openFromFlags,
+  taskFromFlags,
+} from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 import { queueOptions, runQueuedSurface } from "./queue.ts";
@@ -67,7 +76,7 @@ function summary(s: Surface): string[] {
 }
 
 async function runSurface(
-  o: { threads?: number; batchSize: number; loss: "cross-entropy" | "mse"; flush: number },
+  o: Parameters<typeof taskFromFlags>[0] & { threads?: number; batchSize: number; flush: number },
   job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress" | "evaluate" | "flushSeconds"> & {
     model: Parameters<typeof createOrtEngine>[0];
   },
@@ -81,7 +90,7 @@ async function runSurface(
     const s = await computeSurface({
       ...job,
       engine,
-      evaluate: { batchSize: o.batchSize, loss: o.loss },
+      evaluate: { batchSize: o.batchSize, ...taskFromFlags(o) },
       flushSeconds: o.flush,
       onProgress: (done, todo) => {
         computed = done;
@@ -217,7 +226,7 @@ export function registerLandscapeCommands(program: Command): void {
           ...prefixed(dirMeta),
           command: process.argv.slice(2).join(" "),
           model_name: model.name,
-          data: o.data,
+          ...dataMeta(o, train, test),
         },
       };
       if (o.queue) {
@@ -283,7 +292,7 @@ export function registerLandscapeCommands(program: Command): void {
           ...prefixed(dirMeta),
           command: process.argv.slice(2).join(" "),
           model_name: model.name,
-          data: o.data,
+          ...dataMeta(o, train, test),
           kind: "interpolation",
           to: o.to,
         },

@@ -2,14 +2,22 @@
 // config, calls the library, and reports. Only this file exits the process.
 
 import { Command } from "@commander-js/extra-typings";
-import { datasetSize } from "../data/dataset.ts";
+import { datasetSize, targetSize } from "../data/dataset.ts";
 import type { Split } from "../data/load.ts";
 import { runDemo } from "../demo.ts";
 import { createOrtEngine } from "../engine/ort.ts";
+import { isRegression, taskIdentity } from "../engine/task.ts";
 import { saveModel } from "../model/checkpoint.ts";
 import { isTrainable } from "../model/model.ts";
 import { zooModel } from "../zoo/zoo.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags, SPLITS } from "./_options.ts";
+import {
+  dataOptions,
+  loadFromFlags,
+  modelOptions,
+  openFromFlags,
+  SPLITS,
+  taskFromFlags,
+} from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
 import { registerHessianCommand } from "./hessian.ts";
 import { registerLandscapeCommands } from "./landscape.ts";
@@ -132,11 +140,14 @@ modelOptions(program.command("describe"))
   });
 
 dataOptions(modelOptions(program.command("evaluate")))
-  .description("mean loss and accuracy of a model on a dataset, in evaluation mode")
+  .description(
+    "mean loss and accuracy of a model on a dataset, in evaluation mode (per token / pixel for dense targets, MSE for regression)",
+  )
   .option("--split <split>", "train or test", oneOf("--split", SPLITS), "test" as Split)
   .option("--json", "print the result as JSON")
   .action(async (o) => {
     const data = loadFromFlags(o, o.split);
+    const task = taskFromFlags(o);
     const { model, params } = await openFromFlags(o, data);
     const engine = await createOrtEngine(model, o.threads ? { threads: o.threads } : {});
     const bar = startProgress("evaluate", datasetSize(data), { unit: "samples" });
@@ -144,15 +155,32 @@ dataOptions(modelOptions(program.command("evaluate")))
     try {
       const m = await engine.evaluate(params, data, {
         batchSize: o.batchSize,
-        loss: o.loss,
+        ...task,
         onProgress: (done) => bar.update(done),
       });
       bar.stop();
       const seconds = (performance.now() - t0) / 1000;
-      if (o.json) console.log(JSON.stringify({ model: model.name, data: data.name, ...m, seconds }));
-      else {
+      const scored = isRegression(data) ? "" : targetSize(data) > 1 ? " per target" : "";
+      const loss = taskIdentity(task, model);
+      if (o.json)
         console.log(
-          `${model.name} on ${data.name}: loss ${m.loss.toFixed(6)}, accuracy ${(100 * m.accuracy).toFixed(2)} % (${m.count} samples, ${seconds.toFixed(2)} s, ${(m.count / seconds).toFixed(0)} samples/s)`,
+          JSON.stringify({
+            model: model.name,
+            data: data.name,
+            task: loss,
+            ...m,
+            accuracy: Number.isNaN(m.accuracy) ? null : m.accuracy,
+            seconds,
+          }),
+        );
+      else {
+        const acc = Number.isNaN(m.accuracy) ? "" : `, accuracy${scored} ${(100 * m.accuracy).toFixed(2)} %`;
+        const perplexity =
+          loss === "cross-entropy" && targetSize(data) > 1
+            ? `, perplexity ${Math.exp(m.loss).toPrecision(6)}`
+            : "";
+        console.log(
+          `${model.name} on ${data.name}: ${loss} ${m.loss.toFixed(6)}${perplexity}${acc} (${m.count} samples, ${seconds.toFixed(2)} s, ${(m.count / seconds).toFixed(0)} samples/s)`,
         );
       }
     } finally {

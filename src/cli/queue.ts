@@ -10,7 +10,7 @@ import type { LossName } from "../engine/engine.ts";
 import type { Surface } from "../formats/surface-file.ts";
 import { parseQueueUrl, type QueueConnection, type QueueTarget } from "../queue/connection.ts";
 import type { QueuedSurfaceJob } from "../queue/submit.ts";
-import type { ModelFlags } from "./_options.ts";
+import { type DataFlags, type ModelFlags, readOptionsFromFlags, taskFromFlags } from "./_options.ts";
 import { positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -62,12 +62,11 @@ export function queueOptions<A extends unknown[], O extends OptionValues, G exte
 }
 
 /** What `runQueuedSurface` needs from the surface command's options. */
-export interface QueuedSurfaceFlags extends Omit<ModelFlags, "initSeed"> {
-  data: string;
-  subset?: string;
-  dataSeed: number;
+export interface QueuedSurfaceFlags extends Omit<ModelFlags, "initSeed">, DataFlags {
   batchSize: number;
   loss: LossName;
+  ignoreIndex?: number;
+  classAxis?: "1" | "-1";
   flush: number;
   queue?: string;
   queueName: string;
@@ -93,7 +92,7 @@ export async function runQueuedSurface(
     target,
     {
       ...job,
-      evaluate: { batchSize: o.batchSize, loss: o.loss },
+      evaluate: { batchSize: o.batchSize, ...taskFromFlags(o), loss: o.loss },
       sources: {
         model: {
           spec: o.model,
@@ -102,8 +101,17 @@ export async function runQueuedSurface(
           ...(o.output ? { output: o.output } : {}),
           ...(o.inputShape ? { inputShape: o.inputShape } : {}),
           ...(o.allowFoldedBn ? { allowFoldedBatchNorm: true } : {}),
+          ...(o.trainable ? { trainable: o.trainable.source } : {}),
+          ...(o.constant ? { constant: o.constant.source } : {}),
+          ...(o.lossOutput ? { lossOutput: o.lossOutput } : {}),
+          ...(o.targetsInput ? { targetsInput: o.targetsInput } : {}),
         },
-        data: { spec: o.data, ...(o.subset ? { subset: parseSubset(o.subset) } : {}), seed: o.dataSeed },
+        data: {
+          spec: o.data,
+          ...(o.subset ? { subset: parseSubset(o.subset) } : {}),
+          seed: o.dataSeed,
+          ...(Object.keys(readOptionsFromFlags(o)).length ? { read: readOptionsFromFlags(o) } : {}),
+        },
       },
     },
     { chunkSize: o.chunk },

@@ -3,8 +3,9 @@
 
 import type { Command } from "@commander-js/extra-typings";
 import { type OptimizerConfig, paperSchedule, type StepSchedule } from "../core/optim.ts";
+import { taskIdentity } from "../engine/task.ts";
 import { type Augmentation, train } from "../train/train.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
+import { dataOptions, loadFromFlags, modelOptions, openFromFlags, taskFromFlags } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
 import { formatDuration, startProgress } from "./progress.ts";
 
@@ -86,6 +87,8 @@ export function registerTrainCommand(program: Command): void {
           augment: o.augment,
           checkpointEvery: o.checkpointEvery,
           ...(o.threads ? { threads: o.threads } : {}),
+          // Recorded in the run's configuration only when it is not the default (older runs resume).
+          ...(taskIdentity(taskFromFlags(o)) !== "cross-entropy" ? { task: taskFromFlags(o) } : {}),
         },
         o.out,
         {
@@ -95,7 +98,7 @@ export function registerTrainCommand(program: Command): void {
               bar = startProgress(`epoch ${p.epoch}/${o.epochs}`, p.batches, { unit: "batches" });
             bar?.update(
               p.batch,
-              `loss ${p.loss.toFixed(4)}, acc ${(100 * p.accuracy).toFixed(2)} %, ${p.samplesPerSecond.toFixed(0)} samples/s`,
+              `loss ${p.loss.toFixed(4)}${Number.isNaN(p.accuracy) ? "" : `, acc ${(100 * p.accuracy).toFixed(2)} %`}, ${p.samplesPerSecond.toFixed(0)} samples/s`,
             );
             if (p.batch === p.batches) bar?.stop();
           },

@@ -10,7 +10,7 @@ import { sideBySide } from "../plot/compose.ts";
 import { lineFigure } from "../plot/lines.ts";
 import { writeFigure } from "../plot/plot.ts";
 import { type TrajectoryPlane, trajectoryPlane, trajectorySvg } from "../trajectory/plane.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags } from "./_options.ts";
+import { dataOptions, loadFromFlags, modelOptions, openFromFlags, taskFromFlags } from "./_options.ts";
 import { nonNegativeInt, positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -87,7 +87,7 @@ export function registerTrajectoryCommand(program: Command): void {
             margin: o.margin,
             seed: o.seed,
             ignoreBiasBN: !o.keepBiasbn,
-            evaluate: { batchSize: o.batchSize, loss: o.loss },
+            evaluate: { batchSize: o.batchSize, ...taskFromFlags(o) },
             onProgress: (done, total) => bar.update(o.points * o.points - total + done),
           });
           bar.stop();

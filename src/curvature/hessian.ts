@@ -126,8 +126,9 @@ export async function hessianExtremes(
   options: ExtremesOptions & HvpOptions = {},
 ): Promise<HessianExtremes & { readonly passes: number }> {
   checkOptions(options, "hessianExtremes()");
-  const { batchSize, threads, session, ...rest } = options;
+  const { batchSize, threads, session, task, ...rest } = options;
   const H = await hessianOperator(model, theta, data, {
+    ...(task !== undefined ? { task } : {}),
     ...(batchSize !== undefined ? { batchSize } : {}),
     ...(threads !== undefined ? { threads } : {}),
     ...(session !== undefined ? { session } : {}),

@@ -4,8 +4,9 @@
 // reverse run per batch on ONNX Runtime (src/autodiff/hvp.ts), accumulated in
 // float64 with each batch weighted by its share of the samples.
 
-import { createHvpSession, type HvpSession } from "../autodiff/hvp.ts";
+import { createHvpSession, type GradientTask, type HvpSession } from "../autodiff/hvp.ts";
 import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
+import { scoredTargets, type TaskOptions } from "../engine/task.ts";
 import type { Model } from "../model/model.ts";
 
 /** Options of a Hessian operator. */
@@ -19,6 +20,23 @@ export interface HvpOptions {
    * parameters, so one session serves every point of a grid); the operator then leaves it open.
    */
   session?: HvpSession;
+  /** The loss (default cross-entropy; mse for regression; mse-onehot has no Hessian here). */
+  task?: TaskOptions;
+}
+
+/**
+ * The gradient-graph form of a task on a dataset, refusing what has no Hessian.
+ *
+ * @example
+ * createHvpSession(model, { task: hessianTask({ ignoreIndex: 0 }, data, "hessian") });
+ */
+export function hessianTask(task: TaskOptions, data: Dataset, where: string): GradientTask {
+  const { loss = "cross-entropy" } = task;
+  if (loss === "mse-onehot")
+    throw new Error(
+      `${where}: the Hessian is of cross-entropy or mse (regression); --loss mse-onehot is not supported`,
+    );
+  return { ...task, loss, targetShape: data.targetShape ?? [] };
 }
 
 /** The Hessian of the mean loss over a dataset at a fixed point, as an operator. */
@@ -63,7 +81,7 @@ export async function hessianOperator(
   data: Dataset,
   options: HvpOptions = {},
 ): Promise<HessianOperator> {
-  const { batchSize = 256, threads, session: shared } = options;
+  const { batchSize = 256, threads, session: shared, task = {} } = options;
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error(`hessianOperator(): 'batchSize' must be a positive integer, got ${batchSize}`);
   if (theta.length !== model.size) {
@@ -88,7 +106,21 @@ export async function hessianOperator(
       `hessianOperator(): 'session' runs model '${shared.model.name}', not the model '${model.name}' given`,
     );
   }
-  const session: HvpSession = shared ?? (await createHvpSession(model, threads ? { threads } : {}));
+  const session: HvpSession =
+    shared ??
+    (await createHvpSession(model, {
+      ...(threads ? { threads } : {}),
+      task: hessianTask(task, data, "hessianOperator()"),
+    }));
+  // Each batch weighs by its share of the scored targets (all of them unless some are ignored).
+  const weights: number[] = [];
+  for (let start = 0; start < n; start += batchSize)
+    weights.push(
+      model.loss
+        ? Math.min(batchSize, n - start)
+        : scoredTargets(data, start, Math.min(batchSize, n - start), task),
+    );
+  const scored = weights.reduce((a, b) => a + b, 0);
   // The entries the session differentiates (the filters unless it was opened for others).
   const mask = new Uint8Array(model.size);
   for (const p of model.params)
@@ -112,7 +144,7 @@ export async function hessianOperator(
         readSamples(data, start, count, scratch),
         data.labels.subarray(start * positions, (start + count) * positions),
       );
-      const w = count / n;
+      const w = weights[start / batchSize]! / Math.max(scored, 1);
       loss += s.loss * w;
       for (let i = 0; i < hv.length; i++) {
         if (!mask[i]) continue;

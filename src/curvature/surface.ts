@@ -9,12 +9,13 @@ import { createHvpSession } from "../autodiff/hvp.ts";
 import { type Grid, gridSize, inShard, pointCoords, type Shard } from "../core/grid.ts";
 import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
+import { type TaskOptions, taskIdentity } from "../engine/task.ts";
 import { emptySurface, readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
 import { dataHash, directionsHash, modelHash } from "../landscape/identity.ts";
 import { resumeProblems } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { type ExtremesOptions, type HessianExtremes, operatorExtremes } from "./hessian.ts";
-import { hessianOperator } from "./hvp.ts";
+import { hessianOperator, hessianTask } from "./hvp.ts";
 
 /** What to compute and where. */
 export interface HessianSurfaceJob {
@@ -42,6 +43,8 @@ export interface HessianSurfaceJob {
   hessian?: Pick<ExtremesOptions, "tol" | "maxIterations" | "seed">;
   /** Samples per ORT run (default 256). */
   batchSize?: number;
+  /** The loss (default cross-entropy). */
+  task?: TaskOptions;
   /** ONNX Runtime threads (default: all cores). */
   threads?: number;
   /** Seconds between flushes of finished points (default 10). */
@@ -116,7 +119,12 @@ export async function hessianSurface(job: HessianSurfaceJob): Promise<HessianSur
     const has = surface.values.max_eig !== undefined && surface.values.min_eig !== undefined;
     const shard = job.shard ? `${job.shard.index}/${job.shard.count}` : "all";
     // Eigenvalues already there: their settings must match too. A loss surface being extended keeps its own shard.
-    const expected = { ...base, ...(has ? settings : {}), ...(lossSurface ? {} : { shard }) };
+    const expected = {
+      ...base,
+      ...(has ? settings : {}),
+      ...(lossSurface ? {} : { shard }),
+      loss: taskIdentity(job.task ?? {}, model),
+    };
     const problems = resumeProblems(surface, grid, expected);
     if (!has && !lossSurface) problems.push("the file has neither a loss nor Hessian eigenvalues");
     if (problems.length) {
@@ -138,7 +146,7 @@ export async function hessianSurface(job: HessianSurfaceJob): Promise<HessianSur
       ...base,
       train_hash: settings.hessian_data_hash,
       test_hash: "none",
-      loss: "cross-entropy",
+      loss: taskIdentity(job.task ?? {}, model),
       shard: job.shard ? `${job.shard.index}/${job.shard.count}` : "all",
       ...settings,
       hessian_unconverged: "0",
@@ -160,7 +168,10 @@ export async function hessianSurface(job: HessianSurfaceJob): Promise<HessianSur
   let unconverged = Number(surface.meta["hessian_unconverged"] ?? "0") || 0;
   if (todo.length === 0) return { surface, computed: 0, skipped, unconverged };
 
-  const session = await createHvpSession(model, job.threads ? { threads: job.threads } : {});
+  const session = await createHvpSession(model, {
+    ...(job.threads ? { threads: job.threads } : {}),
+    task: hessianTask(job.task ?? {}, job.data, "hessianSurface()"),
+  });
   const params = new Float32Array(theta.length);
   const flushMs = (job.flushSeconds ?? 10) * 1000;
   let lastFlush = performance.now();
@@ -176,6 +187,7 @@ export async function hessianSurface(job: HessianSurfaceJob): Promise<HessianSur
       combine(theta, directions, pointCoords(grid, k), params);
       const H = await hessianOperator(model, params, job.data, {
         session,
+        ...(job.task ? { task: job.task } : {}),
         ...(job.batchSize ? { batchSize: job.batchSize } : {}),
       });
       let e: HessianExtremes;

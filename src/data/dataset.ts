@@ -1,6 +1,7 @@
 // The in-memory dataset every engine evaluates on: samples as one flat float32
 // array in NCHW (or N x features) order (or int32 token ids), targets as class
-// indices: one per sample, or one per position of a per-sample target shape.
+// indices (or float regression targets): one per sample, or one per position of
+// a per-sample target shape.
 
 /**
  * A labelled set of samples, already normalized, ready for a model's input.
@@ -25,13 +26,20 @@ export interface Dataset {
   readonly read?: (start: number, count: number, out: Float32Array) => void;
   /**
    * Class index of each sample, or of each position of each sample when `targetShape` is set
-   * (count * product(targetShape) values: next-token targets [T], per-pixel classes [H, W]).
+   * (count * product(targetShape) values: next-token targets [T], per-pixel classes [H, W]). Int32Array
+   * class indices may be negative (an ignore index such as -100). A Float32Array holds regression targets
+   * (`classes` is then 0).
    */
-  readonly labels: Uint8Array | Uint16Array | Int32Array;
+  readonly labels: Uint8Array | Uint16Array | Int32Array | Float32Array;
   /** Shape of one sample's targets (default []: one class index per sample). */
   readonly targetShape?: readonly number[];
-  /** Number of classes. */
+  /** Number of classes (0 for regression targets). */
   readonly classes: number;
+  /**
+   * The normalization applied to the inputs, as result files record it: "mean M1,... std S1,..." (see
+   * `describeNormalization`), "none", or "token ids" for token inputs. Absent where the builder did not say.
+   */
+  readonly normalization?: string;
 }
 
 /** Number of target positions per sample (1 unless `targetShape` is set). */

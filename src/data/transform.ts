@@ -3,7 +3,7 @@
 // ("a fixed, seeded subset" of the training set). Nothing here reads files.
 
 import { Random } from "../core/random.ts";
-import { type Dataset, datasetSize, sampleSize } from "./dataset.ts";
+import { type Dataset, datasetSize, sampleSize, targetSize } from "./dataset.ts";
 
 /**
  * Mean and standard deviation of each input channel.
@@ -172,10 +172,14 @@ export function subset(data: Dataset, options: SubsetOptions): Dataset {
   const indices = chooseIndices(size, options, `subset(): dataset '${data.name}'`);
   const count = indices.length;
   const per = sampleSize(data);
-  const what = options.count !== undefined ? `${count}` : `${options.fraction}`;
-  const name = `${data.name}[subset ${what} seed ${options.seed}]`;
-  const labels = emptyLabelsLike(data.labels, count);
-  for (let k = 0; k < count; k++) labels[k] = data.labels[indices[k] as number] as number;
+  const name = subsetName(data.name, options, count);
+  // Per-position targets (`targetShape`) keep all of a sample's target values.
+  const targets = targetSize(data);
+  const labels = emptyLabelsLike(data.labels, count * targets);
+  for (let k = 0; k < count; k++) {
+    const i = indices[k] as number;
+    labels.set(data.labels.subarray(i * targets, (i + 1) * targets), k * targets);
+  }
   const source = data.read;
   if (source) {
     // A streamed dataset stays streamed: sample k of the subset is sample indices[k] of the source.
@@ -188,12 +192,27 @@ export function subset(data: Dataset, options: SubsetOptions): Dataset {
     };
     return { ...data, name, labels, read };
   }
-  const inputs = new Float32Array(count * per);
+  // Token ids stay Int32Array.
+  const inputs =
+    data.inputs instanceof Int32Array ? new Int32Array(count * per) : new Float32Array(count * per);
   for (let k = 0; k < count; k++) {
     const i = indices[k] as number;
     inputs.set(data.inputs.subarray(i * per, (i + 1) * per), k * per);
   }
   return { ...data, name, inputs, labels };
+}
+
+/**
+ * The name `subset` gives a subset of dataset `name`: "NAME[subset COUNT seed S]", or
+ * "NAME[subset FRACTION seed S]" for a fraction (readers that pick samples before reading them use it too, so
+ * the same subset has the same name however it was taken).
+ *
+ * @example
+ * subsetName("train.bin", { count: 512, seed: 0 }, 512); // "train.bin[subset 512 seed 0]"
+ */
+export function subsetName(name: string, options: SubsetOptions, count: number): string {
+  const what = options.count !== undefined ? `${count}` : `${options.fraction}`;
+  return `${name}[subset ${what} seed ${options.seed}]`;
 }
 
 function chooseIndices(size: number, options: SubsetOptions, where: string): Uint32Array {
@@ -227,9 +246,10 @@ function subsetCount(size: number, options: SubsetOptions, where: string): numbe
   return Math.max(1, Math.round(f * size));
 }
 
-function emptyLabelsLike(labels: Dataset["labels"], count: number): Uint8Array | Uint16Array | Int32Array {
+function emptyLabelsLike(labels: Dataset["labels"], count: number): Dataset["labels"] {
   if (labels instanceof Uint8Array) return new Uint8Array(count);
   if (labels instanceof Uint16Array) return new Uint16Array(count);
+  if (labels instanceof Float32Array) return new Float32Array(count);
   return new Int32Array(count);
 }
 
@@ -266,4 +286,107 @@ export function parseSubset(text: string): SubsetSpec {
     throw new Error(`subset "${text}": a fraction must be in (0, 1], got ${fraction}; ${expected}`);
   }
   return { fraction };
+}
+
+/**
+ * Per-channel statistics of the named normalization presets `parseNormalize` accepts: ImageNet's (as torchvision's
+ * pretrained models expect) and those of the datasets losscape reads (pixels scaled to [0, 1]).
+ *
+ * @example
+ * NORMALIZATION_PRESETS.imagenet.mean; // [0.485, 0.456, 0.406]
+ */
+export const NORMALIZATION_PRESETS = {
+  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  cifar10: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+  cifar100: { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] },
+  mnist: { mean: [0.1307], std: [0.3081] },
+  "fashion-mnist": { mean: [0.286], std: [0.353] },
+} as const satisfies Record<string, ChannelStats>;
+
+/**
+ * A normalization as the command line gives it: per-channel statistics (one value each for every channel, or one
+ * per channel) or "none".
+ *
+ * @example
+ * const n: NormalizeSpec = parseNormalize("imagenet");
+ */
+export type NormalizeSpec = ChannelStats | "none";
+
+const PRESET_NAMES = Object.keys(NORMALIZATION_PRESETS).join(", ");
+const NUMBER = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * Parses the CLI's normalization syntax: `MEAN/STD` with comma-separated per-channel values
+ * ("0.485,0.456,0.406/0.229,0.224,0.225"; a single value applies to every channel, "0.5/0.25"), `none`, or a
+ * preset name (see `NORMALIZATION_PRESETS`). Each side holds one value or the same number as the other side.
+ *
+ * @example
+ * parseNormalize("0.5/0.25"); // { mean: [0.5], std: [0.25] }
+ * parseNormalize("cifar10"); // { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] }
+ * parseNormalize("none"); // "none"
+ */
+export function parseNormalize(text: string): NormalizeSpec {
+  const t = text.trim();
+  const expected = `expected MEAN/STD with comma-separated per-channel values like "0.485,0.456,0.406/0.229,0.224,0.225" (one value applies to every channel: "0.5/0.25"), "none", or a preset: ${PRESET_NAMES}`;
+  if (t === "none") return "none";
+  if (Object.hasOwn(NORMALIZATION_PRESETS, t)) {
+    const preset = NORMALIZATION_PRESETS[t as keyof typeof NORMALIZATION_PRESETS];
+    return { mean: [...preset.mean], std: [...preset.std] };
+  }
+  const parts = t.split("/");
+  if (parts.length !== 2) throw new Error(`normalize "${text}": ${expected}`);
+  const [mean, std] = parts.map((part, side) => {
+    const key = side === 0 ? "mean" : "std";
+    return part.split(",").map((v, c) => {
+      const s = v.trim();
+      if (!NUMBER.test(s))
+        throw new Error(
+          `normalize "${text}": ${key} value ${c + 1} is ${JSON.stringify(s)}, not a number; ${expected}`,
+        );
+      const x = Number(s);
+      if (!Number.isFinite(x))
+        throw new Error(`normalize "${text}": ${key} value ${c + 1} is ${s}; expected a finite number`);
+      if (key === "std" && x <= 0)
+        throw new Error(`normalize "${text}": std value ${c + 1} is ${s}; a standard deviation must be > 0`);
+      return x;
+    });
+  }) as [number[], number[]];
+  if (mean.length !== std.length && mean.length !== 1 && std.length !== 1)
+    throw new Error(
+      `normalize "${text}": ${mean.length} mean values but ${std.length} std values; give one value per channel on each side (or a single value for every channel)`,
+    );
+  return { mean, std };
+}
+
+/**
+ * The statistics a normalization applies to data with `channels` channels: single values repeated for every
+ * channel, per-channel values checked against the channel count. `where` names the data in the error.
+ *
+ * @example
+ * channelNormalization({ mean: [0.5], std: [0.25] }, 3, "data 'x'"); // { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }
+ */
+export function channelNormalization(spec: ChannelStats, channels: number, where: string): ChannelStats {
+  const expand = (key: "mean" | "std"): number[] => {
+    const values = spec[key];
+    if (values.length === 1) return new Array<number>(channels).fill(values[0] as number);
+    if (values.length !== channels)
+      throw new Error(
+        `${where} has ${channels} channel${channels === 1 ? "" : "s"} but the normalization gives ${values.length} ${key} values (${values.join(",")}); give ${channels === 1 ? "one value" : `${channels} values or one for every channel`}`,
+      );
+    return [...values];
+  };
+  return { mean: expand("mean"), std: expand("std") };
+}
+
+/**
+ * The canonical text of a normalization, as result files record it: "mean M1,M2,... std S1,S2,..." (numbers in
+ * their shortest round-trip form) or "none".
+ *
+ * @example
+ * describeNormalization(NORMALIZATION_PRESETS.imagenet); // "mean 0.485,0.456,0.406 std 0.229,0.224,0.225"
+ * describeNormalization("none"); // "none"
+ */
+export function describeNormalization(spec: NormalizeSpec): string {
+  if (spec === "none") return "none";
+  return `mean ${spec.mean.map(String).join(",")} std ${spec.std.map(String).join(",")}`;
 }

@@ -33,12 +33,26 @@ export function samplesTensor(model: Model, x: Samples, count: number, where: st
 }
 
 /**
- * Class indices as an int64 tensor of `dims` ([count], or [count, ...targetShape]).
+ * Targets as a tensor of `dims` ([count], or [count, ...targetShape]): class indices as int64 (or
+ * int32), real-valued targets as float32.
  *
  * @example
  * const y = targetsTensor(batch.labels, [128]);
+ * const r = targetsTensor(batch.targets, [128, 1], "float32");
  */
-export function targetsTensor(labels: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
+export function targetsTensor(
+  labels: ArrayLike<number>,
+  dims: readonly number[],
+  type: "int64" | "int32" | "float32" = "int64",
+): ort.Tensor {
+  if (type === "float32")
+    return new ort.Tensor("float32", labels instanceof Float32Array ? labels : Float32Array.from(labels), [
+      ...dims,
+    ]);
+  if (type === "int32")
+    return new ort.Tensor("int32", labels instanceof Int32Array ? labels : Int32Array.from(labels), [
+      ...dims,
+    ]);
   const wide = new BigInt64Array(labels.length);
   for (let i = 0; i < labels.length; i++) wide[i] = BigInt(labels[i]!);
   return new ort.Tensor("int64", wide, [...dims]);

@@ -4,25 +4,23 @@
 
 import type { Dataset } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
+import type { TaskOptions } from "./task.ts";
 
-/** Per-sample loss: softmax cross-entropy, or the MSE between softmax and one-hot targets (as the reference code's `--loss_name mse`). */
-export type LossName = "cross-entropy" | "mse";
+export type { LossName, TaskOptions } from "./task.ts";
 
-/** Options of one evaluation. */
-export interface EvaluateOptions {
+/** Options of one evaluation: the task (loss, ignore index, class axis) and how to run it. */
+export interface EvaluateOptions extends TaskOptions {
   /** Samples per forward pass (default 256). A model with a fixed batch size in its graph uses that one. */
   batchSize?: number;
-  /** Loss function (default cross-entropy). */
-  loss?: LossName;
   /** Called after each batch with the number of samples done so far. */
   onProgress?: (done: number, total: number) => void;
 }
 
 /** Mean loss and accuracy over a dataset. */
 export interface Metrics {
-  /** Mean per-sample loss. */
+  /** Mean loss per scored target (per sample for classifiers, per token / pixel for dense targets, per value for regression). */
   loss: number;
-  /** Fraction of samples whose arg-max logit is the label, in [0, 1]. */
+  /** Fraction of scored targets whose arg-max logit is the label, in [0, 1]; NaN for regression and model losses without logits. */
   accuracy: number;
   /** Number of samples evaluated. */
   count: number;
@@ -45,52 +43,4 @@ export interface Engine {
   logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array>;
   /** Releases native resources; the engine is unusable afterwards. */
   dispose(): Promise<void>;
-}
-
-/**
- * Adds the loss and the number of correct predictions of a batch of logits to running sums.
- * Cross-entropy is computed in float64 with the log-sum-exp shift.
- */
-export function accumulateLoss(
-  logits: Float32Array,
-  labels: ArrayLike<number>,
-  labelStart: number,
-  count: number,
-  classes: number,
-  loss: LossName,
-  sums: { loss: number; correct: number },
-): void {
-  for (let i = 0; i < count; i++) {
-    const row = i * classes;
-    const label = labels[labelStart + i] as number;
-    let max = -Infinity;
-    let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const v = logits[row + k] as number;
-      if (v > max) {
-        max = v;
-        arg = k;
-      }
-    }
-    if (arg === label) sums.correct++;
-    let z = 0;
-    for (let k = 0; k < classes; k++) z += Math.exp((logits[row + k] as number) - max);
-    switch (loss) {
-      case "cross-entropy":
-        sums.loss += Math.log(z) + max - (logits[row + label] as number);
-        break;
-      case "mse": {
-        let s = 0;
-        for (let k = 0; k < classes; k++) {
-          const p = Math.exp((logits[row + k] as number) - max) / z;
-          const t = k === label ? 1 : 0;
-          s += (p - t) * (p - t);
-        }
-        sums.loss += s / classes;
-        break;
-      }
-      default:
-        loss satisfies never;
-    }
-  }
 }

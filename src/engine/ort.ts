@@ -7,8 +7,9 @@ import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
 import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
-import { samplesTensor } from "./_tensors.ts";
-import { accumulateLoss, type Engine, type EvaluateOptions, type Metrics } from "./engine.ts";
+import { samplesTensor, targetsTensor } from "./_tensors.ts";
+import type { Engine, EvaluateOptions, Metrics } from "./engine.ts";
+import { accumulateTask, type OutputLayout, outputLayout, type TaskSums } from "./task.ts";
 
 /** Options of the ONNX Runtime engine. */
 export interface OrtOptions {
@@ -90,12 +91,13 @@ class OrtEngine implements Engine {
     return per;
   }
 
+  /** The outputs of `count` samples from `start`: the model's output and, for a model loss, the loss. */
   private async run(
     session: ort.InferenceSession,
     data: Dataset,
     start: number,
     count: number,
-  ): Promise<Float32Array> {
+  ): Promise<{ out: Float32Array; dims: readonly number[]; loss?: number }> {
     const per = shapeSize(this.model.input.shape);
     const fixed = this.model.input.batch;
     if (data.read && (this.scratch?.length ?? 0) < count * per) this.scratch = new Float32Array(count * per);
@@ -104,35 +106,53 @@ class OrtEngine implements Engine {
     if (fixed !== null && fixed !== count) {
       if (count > fixed)
         throw new Error(`internal: batch of ${count} exceeds the graph's fixed batch ${fixed}`);
+      if (this.model.loss)
+        throw new Error(
+          `model '${this.model.name}': a graph with its own loss and a fixed batch of ${fixed} needs a dataset of whole batches (batch ${count} at sample ${start})`,
+        );
       const padded = x instanceof Float32Array ? new Float32Array(fixed * per) : new Int32Array(fixed * per);
       padded.set(x);
       x = padded;
       rows = fixed;
     }
     const feeds = { [this.model.input.name]: samplesTensor(this.model, x, rows, "evaluate()") };
-    const out = await session.run(feeds, [this.model.output]);
-    const t = out[this.model.output];
+    const own = this.model.loss;
+    if (own) {
+      const t = targetSize(data);
+      feeds[own.targets] = targetsTensor(
+        data.labels.subarray(start * t, (start + count) * t),
+        [count, ...(data.targetShape ?? [])],
+        own.targetsType,
+      );
+    }
+    const fetch = own ? [...new Set([own.output, this.model.output])] : [this.model.output];
+    const result = await session.run(feeds, fetch);
+    const t = result[this.model.output];
     if (t?.type !== "float32") {
       throw new Error(
-        `model '${this.model.name}': output '${this.model.output}' is ${t?.type ?? "missing"}, expected float32 logits`,
+        `model '${this.model.name}': output '${this.model.output}' is ${t?.type ?? "missing"}, expected float32`,
+      );
+    }
+    if (t.dims.length < 1 || (t.dims[0] !== rows && !(own && !own.logits))) {
+      throw new Error(
+        `model '${this.model.name}': output '${this.model.output}' has shape [${t.dims.join(", ")}]; expected [batch (${rows}), ...]`,
       );
     }
     const data32 = t.data as Float32Array;
-    // [batch, classes], or [batch, positions..., classes] against targets of shape [positions...].
-    const positions = targetSize(data);
-    const inner = shapeSize(t.dims.slice(1, -1));
-    if (t.dims.length < 2 || t.dims[0] !== rows || inner !== positions) {
+    const out = rows === count ? data32 : data32.subarray(0, (data32.length / rows) * count);
+    if (!own) return { out, dims: t.dims.slice(1) };
+    const l = result[own.output];
+    if (l?.type !== "float32" || l.data.length !== 1)
       throw new Error(
-        `model '${this.model.name}': output '${this.model.output}' has shape [${t.dims.join(", ")}]; dataset '${data.name}' needs [batch, ${positions === 1 && (data.targetShape ?? []).length === 0 ? "" : `${(data.targetShape ?? []).join(", ")}, `}classes] logits (targets of shape [${(data.targetShape ?? []).join(", ")}] per sample)`,
+        `model '${this.model.name}': loss output '${own.output}' is ${l ? `${l.type} [${l.dims.join(", ")}]` : "missing"}; expected a float32 scalar`,
       );
-    }
-    return rows === count ? data32 : data32.subarray(0, (data32.length / rows) * count);
+    return { out, dims: t.dims.slice(1), loss: (l.data as Float32Array)[0]! };
   }
 
   async evaluate(params: Float32Array, data: Dataset, options: EvaluateOptions = {}): Promise<Metrics> {
     checkParams(this.model, params, "evaluate()");
     this.checkData(data, "evaluate()");
-    const { loss = "cross-entropy", onProgress } = options;
+    const { onProgress, batchSize: _b, ...task } = options;
     let batchSize = options.batchSize ?? 256;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`evaluate(): 'batchSize' must be a positive integer, got ${batchSize}`);
@@ -141,22 +161,34 @@ class OrtEngine implements Engine {
     const n = datasetSize(data);
     if (n === 0) throw new Error(`evaluate(): dataset '${data.name}' is empty`);
     const session = await this.sessionFor(params);
-    const sums = { loss: 0, correct: 0 };
-    const positions = targetSize(data);
+    const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+    const own = this.model.loss;
+    let layout: OutputLayout | undefined;
+    let ownLoss = 0;
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
-      const logits = await this.run(session, data, start, count);
-      const classes = logits.length / (count * positions);
-      if (classes < data.classes) {
-        throw new Error(
-          `evaluate(): model '${this.model.name}' outputs ${classes} logits per ${positions > 1 ? "position" : "sample"} but dataset '${data.name}' has ${data.classes} classes`,
+      const r = await this.run(session, data, start, count);
+      if (!own || own.logits) {
+        layout ??= outputLayout(
+          r.dims,
+          data,
+          task,
+          `evaluate(): model '${this.model.name}' output '${this.model.output}'`,
         );
+        accumulateTask(r.out, layout, data.labels, start, count, task, sums, data.name);
       }
-      accumulateLoss(logits, data.labels, start * positions, count * positions, classes, loss, sums);
+      // The graph's loss is a mean over its batch: weighted by the batch's samples.
+      if (r.loss !== undefined) ownLoss += r.loss * count;
       onProgress?.(start + count, n);
     }
-    // Means over every target position (per token, per pixel) for sequence and dense targets.
-    return { loss: sums.loss / (n * positions), accuracy: sums.correct / (n * positions), count: n };
+    if (own)
+      return {
+        loss: ownLoss / n,
+        accuracy: own.logits && sums.targets > 0 ? sums.correct / sums.targets : Number.NaN,
+        count: n,
+      };
+    // Means over every scored target (per token, per pixel, per value) for dense and regression targets.
+    return { loss: sums.loss / sums.targets, accuracy: sums.correct / sums.targets, count: n };
   }
 
   async logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array> {
@@ -170,10 +202,10 @@ class OrtEngine implements Engine {
     }
     const session = await this.sessionFor(params);
     const fixed = this.model.input.batch;
-    if (fixed === null) return (await this.run(session, data, start, count)).slice();
+    if (fixed === null) return (await this.run(session, data, start, count)).out.slice();
     const parts: Float32Array[] = [];
     for (let s = start; s < start + count; s += fixed)
-      parts.push((await this.run(session, data, s, Math.min(fixed, start + count - s))).slice());
+      parts.push((await this.run(session, data, s, Math.min(fixed, start + count - s))).out.slice());
     const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
     let at = 0;
     for (const p of parts) {

@@ -8,6 +8,7 @@ import { type Grid, gridSize, inShard, pointCoords, type Shard } from "../core/g
 import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Engine, EvaluateOptions } from "../engine/engine.ts";
+import { type TaskOptions, taskIdentity } from "../engine/task.ts";
 import {
   emptySurface,
   readSurface,
@@ -39,8 +40,8 @@ export interface SurfaceJob {
   meta?: Record<string, string>;
   /** Compute only this shard's points. */
   shard?: Shard;
-  /** Batch size and loss of each evaluation. */
-  evaluate?: Pick<EvaluateOptions, "batchSize" | "loss">;
+  /** Batch size and task (loss, ignore index, class axis) of each evaluation. */
+  evaluate?: Pick<EvaluateOptions, "batchSize" | keyof TaskOptions>;
   /** Seconds between flushes of finished points to the file (default 10). */
   flushSeconds?: number;
   /** Called after every point with the number done (of this shard) and the total to do. */
@@ -69,7 +70,7 @@ export function jobIdentity(job: SurfaceJob): Record<(typeof IDENTITY_KEYS)[numb
     directions_hash: directionsHash(job.directions),
     train_hash: dataHash(job.train),
     test_hash: job.test ? dataHash(job.test) : "none",
-    loss: job.evaluate?.loss ?? "cross-entropy",
+    loss: taskIdentity(job.evaluate ?? {}, job.engine.model),
     shard: job.shard ? `${job.shard.index}/${job.shard.count}` : "all",
   };
 }

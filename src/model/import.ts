@@ -16,7 +16,7 @@ import {
   tensorFloats,
 } from "../onnx/proto.ts";
 import { discoverParameters, type InitializerReport, restoreMerged } from "./_discover.ts";
-import { type InputType, type Model, type ParamSpec, shapeSize } from "./model.ts";
+import { type InputType, type Model, type ModelLoss, type ParamSpec, shapeSize } from "./model.ts";
 
 /** Options for reading an ONNX model. */
 export interface ImportOptions {
@@ -28,6 +28,10 @@ export interface ImportOptions {
   output?: string;
   /** Shape of one sample, when the graph's input shape is symbolic beyond the batch axis. */
   inputShape?: readonly number[];
+  /** Graph output holding the model's own scalar loss (--loss-output); its targets are another graph input. */
+  lossOutput?: string;
+  /** Graph input taking the targets of `lossOutput` (default: the one data input that is not the samples). */
+  targetsInput?: string;
   /** Accept a graph whose BatchNorm was folded into Conv weights by the exporter (see method.md). */
   allowFoldedBatchNorm?: boolean;
   /** Float initializers whose names match are parameters, whatever reads them (--trainable). */
@@ -73,19 +77,19 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
 
   // Inputs that are also initializers (IR < 4 exports) are constants, not data.
   const dataInputs = graph.inputs.filter((v) => !inits.has(v.name));
+  const loss = options.lossOutput === undefined ? undefined : modelLoss(graph, dataInputs, options, name);
   const input = pick(
-    dataInputs.map((v) => v.name),
+    dataInputs.map((v) => v.name).filter((v) => v !== loss?.targets),
     options.input,
     "input",
     name,
   );
   const inputInfo = dataInputs.find((v) => v.name === input)!;
-  const output = pick(
-    graph.outputs.map((v) => v.name),
-    options.output,
-    "output",
-    name,
-  );
+  const outputs = graph.outputs.map((v) => v.name).filter((v) => v !== loss?.output);
+  const output =
+    loss && options.output === undefined && outputs.length !== 1
+      ? loss.output
+      : pick(outputs, options.output, "output", name);
   const outputInfo = graph.outputs.find((v) => v.name === output)!;
 
   const inputType = INPUT_TYPES.get(inputInfo.elemType);
@@ -189,7 +193,8 @@ export function fromProto(proto: ModelProto, options: ImportOptions = {}): Model
     rawOffsets,
     input: { name: input, shape: sampleShape, batch, type: inputType },
     output,
-    classes,
+    ...(loss ? { loss: { ...loss, logits: output !== loss.output } } : {}),
+    classes: output === loss?.output ? null : classes,
     params,
     size: offset,
     initial,
@@ -203,6 +208,48 @@ const INPUT_TYPES = new Map<number, InputType>([
   [DataType.INT64, "int64"],
   [DataType.INT32, "int32"],
 ]);
+
+/** The --loss-output of a graph and the input its targets go to, checked. */
+function modelLoss(
+  graph: Graph,
+  dataInputs: Graph["inputs"],
+  options: ImportOptions,
+  model: string,
+): Omit<ModelLoss, "logits"> {
+  const output = options.lossOutput!;
+  const out = graph.outputs.find((v) => v.name === output);
+  if (!out)
+    throw new Error(
+      `${model}: --loss-output '${output}' is not a graph output; the graph's outputs are: ${graph.outputs.map((v) => v.name).join(", ")}`,
+    );
+  if (out.shape && shapeSize(out.shape.map((d) => (typeof d === "number" ? d : 2))) !== 1)
+    throw new Error(
+      `${model}: --loss-output '${output}' has shape [${out.shape.join(", ")}]; expected a scalar loss (the mean over the batch)`,
+    );
+  const names = dataInputs.map((v) => v.name);
+  const ask = `name the targets input with --targets-input (the graph's inputs: ${names.join(", ")})`;
+  let targets = options.targetsInput;
+  if (targets === undefined) {
+    // The one input besides the samples; with neither named, the one called like targets.
+    const others = names.filter((v) => v !== options.input);
+    const candidates =
+      options.input !== undefined ? others : others.filter((v) => /target|label|^y$/i.test(v));
+    if (candidates.length !== 1 || names.length !== 2)
+      throw new Error(`${model}: --loss-output needs a samples input and a targets input; ${ask}`);
+    targets = candidates[0]!;
+  }
+  const info = dataInputs.find((v) => v.name === targets);
+  if (!info)
+    throw new Error(
+      `${model}: --targets-input '${targets}' is not a graph input; the graph's inputs are: ${dataInputs.map((v) => v.name).join(", ")}`,
+    );
+  const targetsType = INPUT_TYPES.get(info.elemType);
+  if (targetsType === undefined)
+    throw new Error(
+      `${model}: targets input '${targets}' has element type ${info.elemType}; expected float32 (1), int64 (7) or int32 (6)`,
+    );
+  return { output, targets, targetsType };
+}
 
 function pick(names: string[], wanted: string | undefined, what: "input" | "output", model: string): string {
   if (wanted !== undefined) {

@@ -49,8 +49,13 @@ export interface Model {
     readonly batch: number | null;
     readonly type?: InputType;
   };
-  /** Name of the graph output holding the logits. */
+  /** Name of the graph output holding the logits (a model loss without logits: the loss output). */
   readonly output: string;
+  /**
+   * The graph's own loss (--loss-output): a scalar output computed from the samples and a targets
+   * input, evaluated and differentiated as it is (taken as the mean over the batch).
+   */
+  readonly loss?: ModelLoss;
   /** Number of classes (size of the logits' last axis), when known from the graph. */
   readonly classes: number | null;
   /** Parameters in graph order. */
@@ -63,6 +68,23 @@ export interface Model {
   readonly warnings: readonly string[];
   /** What each float initializer of an imported graph became, and why (`losscape describe`). */
   readonly initializers?: readonly InitializerReport[];
+}
+
+/**
+ * A loss computed inside the model's graph.
+ *
+ * @example
+ * const l: ModelLoss = { output: "loss", targets: "targets", targetsType: "int64", logits: true };
+ */
+export interface ModelLoss {
+  /** Graph output holding the scalar loss. */
+  readonly output: string;
+  /** Graph input taking the targets. */
+  readonly targets: string;
+  /** Element type of the targets input. */
+  readonly targetsType: InputType;
+  /** Whether `Model.output` holds logits (for the accuracy) rather than the loss itself. */
+  readonly logits: boolean;
 }
 
 /** Element type of a model's samples input: float32 (images, features) or integer token ids. */

@@ -4,8 +4,9 @@
 // Also the wire format of jobs and results. Pure: no Redis, no files.
 
 import type { Dataset } from "../data/dataset.ts";
+import type { LoadOptions } from "../data/load.ts";
 import type { SubsetSpec } from "../data/transform.ts";
-import type { LossName } from "../engine/engine.ts";
+import { LOSS_NAMES, type LossName, type TaskOptions, taskIdentity } from "../engine/task.ts";
 import type { SurfaceQuantity } from "../formats/surface-file.ts";
 import { dataHash, directionsHash, hashOf, modelHash } from "../landscape/identity.ts";
 import type { IDENTITY_KEYS } from "../landscape/surface.ts";
@@ -40,6 +41,12 @@ export interface ModelSource {
   allowFoldedBatchNorm?: boolean;
   /** Seed of a zoo model's initial parameters. */
   seed?: number;
+  /** --trainable / --constant patterns (regular-expression sources). */
+  trainable?: string;
+  constant?: string;
+  /** The graph's own loss output and its targets input (--loss-output, --targets-input). */
+  lossOutput?: string;
+  targetsInput?: string;
 }
 
 /**
@@ -57,6 +64,8 @@ export interface DataSource {
   seed: number;
   /** Whether test loss and accuracy are computed too. */
   test: boolean;
+  /** How the data is read (normalization, layout, test split, token windows, image size, ...). */
+  read?: Omit<LoadOptions, "subset" | "seed">;
 }
 
 /**
@@ -74,8 +83,8 @@ export interface SurfacePlan {
   directions: string;
   /** Grid coordinates; point k is (x[k / ny], y[k % ny]) as in `pointCoords`. */
   grid: { x: number[]; y: number[] | null };
-  /** Batch size and loss of every evaluation. */
-  evaluate: { batchSize: number; loss: LossName };
+  /** Batch size and task (loss, ignore index, class axis) of every evaluation. */
+  evaluate: { batchSize: number; loss: LossName } & TaskOptions;
   /** What workers must reproduce from the sources before computing anything. */
   identity: SurfaceIdentity;
 }
@@ -93,6 +102,8 @@ export function planIdentity(input: {
   train: Dataset;
   test?: Dataset;
   loss: LossName;
+  /** Ignore index and class axis, when not the defaults. */
+  task?: TaskOptions;
   shard?: { index: number; count: number };
 }): SurfaceIdentity {
   return {
@@ -100,7 +111,7 @@ export function planIdentity(input: {
     directions_hash: directionsHash(input.directions),
     train_hash: dataHash(input.train),
     test_hash: input.test ? dataHash(input.test) : "none",
-    loss: input.loss,
+    loss: taskIdentity({ ...input.task, loss: input.loss }, input.model),
     shard: input.shard ? `${input.shard.index}/${input.shard.count}` : "all",
   };
 }
@@ -191,9 +202,15 @@ export function parsePlan(text: string, where: string): SurfacePlan {
   if (
     !isObject(evaluate) ||
     !Number.isInteger(evaluate.batchSize) ||
-    (evaluate.loss !== "cross-entropy" && evaluate.loss !== "mse")
+    !(LOSS_NAMES as readonly unknown[]).includes(evaluate.loss) ||
+    (evaluate.ignoreIndex !== undefined && !Number.isInteger(evaluate.ignoreIndex)) ||
+    (evaluate.classAxis !== undefined && evaluate.classAxis !== 1 && evaluate.classAxis !== -1)
   )
-    fail(where, "'evaluate' must have an integer batchSize and loss cross-entropy or mse");
+    fail(
+      where,
+      `'evaluate' must have an integer batchSize, loss ${LOSS_NAMES.join(", ")}, an integer ignoreIndex and classAxis 1 or -1 when given`,
+    );
+  if (data.read !== undefined && !isObject(data.read)) fail(where, "'data.read' must be an object");
   if (!isObject(identity) || !Object.values(identity).every((x) => typeof x === "string"))
     fail(where, "'identity' must be an object of strings");
   return v as unknown as SurfacePlan;

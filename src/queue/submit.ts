@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { gridSize, inShard } from "../core/grid.ts";
-import type { LossName } from "../engine/engine.ts";
+import type { LossName, TaskOptions } from "../engine/task.ts";
 import type { Surface } from "../formats/surface-file.ts";
 import type { SurfaceJob } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
@@ -37,7 +37,7 @@ export interface QueuedSurfaceJob
   /** The model (to hash its graph; workers open their own copy from `sources.model` and read `dirFile`). */
   model: Model;
   /** Batch size and loss of each evaluation (workers use the same). */
-  evaluate: { batchSize: number; loss: LossName };
+  evaluate: { batchSize: number; loss: LossName } & TaskOptions;
   /** Where workers open the model and the data; relative paths are made absolute here. */
   sources: { model: ModelSource; data: Omit<DataSource, "test"> };
 }
@@ -69,10 +69,14 @@ function modelSpec(spec: string): string {
   return spec.endsWith(".onnx") || existsSync(spec) ? resolve(spec) : spec;
 }
 
-/** "cifar10:rel/dir" -> "cifar10:/abs/rel/dir"; "fashion-mnist" (embedded) stays. */
+/** "cifar10:rel/dir" -> "cifar10:/abs/rel/dir", "npy:x.npy,y.npy" -> both absolute; "fashion-mnist" (embedded) stays. */
 function dataSpec(spec: string): string {
   const colon = spec.indexOf(":");
-  return colon < 0 ? spec : `${spec.slice(0, colon)}:${resolve(spec.slice(colon + 1))}`;
+  if (colon < 0) return spec;
+  const kind = spec.slice(0, colon);
+  const rest = spec.slice(colon + 1);
+  const paths = kind === "npy" ? rest.split(",") : [rest];
+  return `${kind}:${paths.map((p) => resolve(p)).join(",")}`;
 }
 
 /**
@@ -89,10 +93,24 @@ export function surfacePlan(job: QueuedSurfaceJob): SurfacePlan {
   return {
     version: PLAN_VERSION,
     model,
-    data: { ...sources.data, spec: dataSpec(sources.data.spec), test: job.test !== undefined },
+    data: {
+      ...sources.data,
+      spec: dataSpec(sources.data.spec),
+      test: job.test !== undefined,
+      ...(sources.data.read
+        ? {
+            read: {
+              ...sources.data.read,
+              ...(sources.data.read.testData !== undefined
+                ? { testData: dataSpec(sources.data.read.testData) }
+                : {}),
+            },
+          }
+        : {}),
+    },
     directions: resolve(job.dirFile),
     grid: { x: Array.from(job.grid.x), y: job.grid.y ? Array.from(job.grid.y) : null },
-    evaluate: { batchSize: job.evaluate.batchSize, loss: job.evaluate.loss },
+    evaluate: { ...job.evaluate },
     identity: planIdentity({
       model: job.model,
       theta: job.theta,
@@ -100,6 +118,7 @@ export function surfacePlan(job: QueuedSurfaceJob): SurfacePlan {
       train: job.train,
       ...(job.test ? { test: job.test } : {}),
       loss: job.evaluate.loss,
+      task: job.evaluate,
       ...(job.shard ? { shard: job.shard } : {}),
     }),
   };

@@ -98,7 +98,11 @@ async function openPlan(
   try {
     const { subset } = plan.data;
     const load = (split: "train" | "test") =>
-      loadDataset(plan.data.spec, split, { ...(subset ? { subset } : {}), seed: plan.data.seed });
+      loadDataset(plan.data.spec, split, {
+        ...plan.data.read,
+        ...(subset ? { subset } : {}),
+        seed: plan.data.seed,
+      });
     const train = load("train");
     const test = plan.data.test ? load("test") : undefined;
     // As `losscape surface` opens it: zoo models take their input shape and classes from the training data.
@@ -111,6 +115,10 @@ async function openPlan(
       ...(m.output ? { output: m.output } : {}),
       allowFoldedBatchNorm: Boolean(m.allowFoldedBatchNorm),
       ...(m.seed !== undefined ? { seed: m.seed } : {}),
+      ...(m.trainable !== undefined ? { trainable: new RegExp(m.trainable) } : {}),
+      ...(m.constant !== undefined ? { constant: new RegExp(m.constant) } : {}),
+      ...(m.lossOutput !== undefined ? { lossOutput: m.lossOutput } : {}),
+      ...(m.targetsInput !== undefined ? { targetsInput: m.targetsInput } : {}),
     });
     const directions = loadDirections(model, plan.directions);
     const dims = plan.grid.y ? 2 : 1;
@@ -125,6 +133,7 @@ async function openPlan(
       train,
       ...(test ? { test } : {}),
       loss: plan.evaluate.loss,
+      task: plan.evaluate,
     });
     const differences = identityDifferences(plan.identity, held);
     if (differences.length) {

@@ -14,9 +14,16 @@ import {
   updateRunningStat,
 } from "../core/optim.ts";
 import { Random } from "../core/random.ts";
-import { type Dataset, datasetSize, readSamples, sampleSize } from "../data/dataset.ts";
+import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import type { Metrics } from "../engine/engine.ts";
 import { createOrtEngine } from "../engine/ort.ts";
+import {
+  accumulateTask,
+  isRegression,
+  outputLayout,
+  type TaskOptions,
+  type TaskSums,
+} from "../engine/task.ts";
 import { writeFileAtomic } from "../formats/atomic.ts";
 import { readSafetensors, serializeSafetensors, tensorToFloat32 } from "../formats/safetensors.ts";
 import { onnxWithParams, paramsToSafetensors } from "../model/checkpoint.ts";
@@ -38,6 +45,8 @@ export interface TrainConfig {
   checkpointEvery?: number;
   /** ONNX Runtime threads. */
   threads?: number;
+  /** The loss (default cross-entropy; mse for regression); a model's own loss (Model.loss) is used as it is. */
+  task?: TaskOptions;
 }
 
 /** One line of the training log. */
@@ -213,16 +222,38 @@ export async function train(
   const runningStats = new Map(model.params.filter((p) => p.role === "bn-stat").map((p) => [p.name, p]));
 
   // The optimizer update runs inside the gradient graph on ORT (multithreaded, no gradient copy).
+  const task = config.task ?? {};
+  const { loss = "cross-entropy" } = task;
+  if (loss === "mse-onehot")
+    throw new Error("train(): 'task.loss' mse-onehot is evaluated, not trained; use cross-entropy or mse");
   const session = await createGradientSession(model, {
     batchNorm: "training",
     optimizer,
+    ...task,
+    loss,
+    targetShape: trainData.targetShape ?? [],
     ...(threads ? { threads } : {}),
   });
+  const graphLogits = session.graph.logits
+    ? session.graph.proto.graph.outputs.find((v) => v.name === session.graph.logits)
+    : undefined;
+  const layout =
+    graphLogits && !isRegression(trainData)
+      ? outputLayout(
+          graphLogits.shape!.slice(1) as number[],
+          trainData,
+          task,
+          `train(): model '${model.name}' output '${model.output}'`,
+        )
+      : undefined;
+  const perTarget = targetSize(trainData);
   const evaluator = testData ? await createOrtEngine(model, threads ? { threads } : {}) : undefined;
   const per = sampleSize(trainData);
   const batches = Math.ceil(n / batchSize);
   const inputs = new Float32Array(batchSize * per);
-  const labels = new Int32Array(batchSize);
+  const labels = isRegression(trainData)
+    ? new Float32Array(batchSize * perTarget)
+    : new Int32Array(batchSize * perTarget);
   try {
     for (let epoch = start; epoch < epochs; epoch++) {
       const t0 = performance.now();
@@ -232,32 +263,32 @@ export async function train(
       let lossSum = 0;
       let correct = 0;
       let seen = 0;
+      let scored = 0;
+      let judged = 0;
       for (let b = 0; b < batches; b++) {
         const idx = order.subarray(b * batchSize, Math.min(n, (b + 1) * batchSize));
         const count = idx.length;
         if (count < 2) continue; // a single-sample batch has no batch variance (PyTorch raises); skip it
         gatherBatch(trainData, idx, inputs, augment, rng);
-        for (let k = 0; k < count; k++) labels[k] = trainData.labels[idx[k] as number] as number;
-        const step = await session.update(
-          params,
-          state,
-          inputs.subarray(0, count * per),
-          labels.subarray(0, count),
-          lr,
-        );
+        for (let k = 0; k < count; k++) {
+          const at = (idx[k] as number) * perTarget;
+          labels.set(trainData.labels.subarray(at, at + perTarget), k * perTarget);
+        }
+        const targets = labels.subarray(0, count * perTarget);
+        const step = await session.update(params, state, inputs.subarray(0, count * per), targets, lr);
         if (!Number.isFinite(step.loss))
           throw new Error(
             `train(): the loss diverged (${step.loss}) at epoch ${epoch + 1}, batch ${b + 1}; lower the learning rate`,
           );
-        const classes = step.logits.length / count;
-        for (let k = 0; k < count; k++) {
-          let arg = 0;
-          for (let c = 1; c < classes; c++)
-            if ((step.logits[k * classes + c] as number) > (step.logits[k * classes + arg] as number))
-              arg = c;
-          if (arg === labels[k]) correct++;
-        }
-        lossSum += step.loss * count;
+        // The batch's loss is a mean over its scored targets: weighted by them in the epoch's mean.
+        const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+        if (layout) accumulateTask(step.logits, layout, targets, 0, count, task, sums, trainData.name);
+        // Weights: a model's own loss is a mean over samples, ours over scored targets.
+        const weight = model.loss ? count : layout ? sums.targets : count * perTarget;
+        lossSum += step.loss * weight;
+        scored += weight;
+        correct += sums.correct;
+        judged += layout ? sums.targets : 0;
         seen += count;
         for (const [name, batchStat] of step.statistics) {
           const p = runningStats.get(name);
@@ -267,19 +298,19 @@ export async function train(
           epoch: epoch + 1,
           batch: b + 1,
           batches,
-          loss: lossSum / seen,
-          accuracy: correct / seen,
+          loss: lossSum / scored,
+          accuracy: judged > 0 ? correct / judged : Number.NaN,
           samplesPerSecond: seen / ((performance.now() - t0) / 1000),
         });
       }
       const seconds = (performance.now() - t0) / 1000;
       let test: Metrics | undefined;
-      if (evaluator && testData) test = await evaluator.evaluate(params, testData);
+      if (evaluator && testData) test = await evaluator.evaluate(params, testData, task);
       const entry: EpochLog = {
         epoch: epoch + 1,
         lr,
-        train_loss: lossSum / seen,
-        train_acc: (100 * correct) / seen,
+        train_loss: lossSum / scored,
+        train_acc: judged > 0 ? (100 * correct) / judged : Number.NaN,
         ...(test ? { test_loss: test.loss, test_acc: 100 * test.accuracy } : {}),
         seconds,
         samples_per_s: seen / seconds,

@@ -8,6 +8,7 @@ import { randomDirection } from "../core/directions.ts";
 import { axisValues } from "../core/grid.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Engine, EvaluateOptions } from "../engine/engine.ts";
+import type { TaskOptions } from "../engine/task.ts";
 import { writeDirectionFile } from "../formats/direction-file.ts";
 import type { Surface } from "../formats/surface-file.ts";
 import { directionTensors } from "../landscape/direction-io.ts";
@@ -33,7 +34,7 @@ export interface TrajectoryPlaneJob extends TrajectoryOptions {
   margin?: number;
   /** Seed of the random directions of the contrast (default 0). */
   seed?: number;
-  evaluate?: Pick<EvaluateOptions, "batchSize" | "loss">;
+  evaluate?: Pick<EvaluateOptions, "batchSize" | keyof TaskOptions>;
   onProgress?: (done: number, total: number) => void;
 }
 

@@ -183,7 +183,7 @@ describe("ConvTranspose gradients against a float64 reference", () => {
     // The forward pass: ORT's logits equal the loops' (index conventions agree).
     const a = Float64Array.from(x, (v, i) => v * scale[Math.floor(i / product(inSpatial)) % geo.cin]!);
     const plain = reference(geo, a, Float64Array.from(w), b && Float64Array.from(b));
-    const got = out[graph.logits]!.data as Float32Array;
+    const got = out[graph.logits!]!.data as Float32Array;
     expect(relativeError(got, plain.y)).toBeLessThan(1e-5);
 
     // Upstream gradient of the mean cross-entropy at the logits, exactly.

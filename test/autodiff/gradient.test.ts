@@ -98,9 +98,10 @@ describe("gradientGraph errors", () => {
       /'batchNorm' must be "inference" or "training", got "train"/,
     );
     expect(() => gradientGraph(proto, { parameters: "feeds" as "inputs" })).toThrow(/'parameters' must be/);
-    expect(() => gradientGraph(proto, { loss: "mse" as "cross-entropy" })).toThrow(
-      /'loss' must be "cross-entropy"/,
+    expect(() => gradientGraph(proto, { loss: "mse-onehot" as "cross-entropy" })).toThrow(
+      /'loss' must be "cross-entropy" or "mse", got "mse-onehot" \(mse-onehot is evaluated, not differentiated\)/,
     );
+    expect(() => gradientGraph(proto, { classAxis: 2 as 1 })).toThrow(/'classAxis' must be 1 or -1, got 2/);
     expect(() => gradientGraph(proto, { trainable: ["nope"] })).toThrow(
       /trainable parameter 'nope' is not an initializer/,
     );
@@ -120,7 +121,7 @@ describe("gradientGraph errors", () => {
     const proto = g.build(summed, 6);
     proto.graph.outputs[0]!.name = summed;
     expect(() => gradientGraph(proto, { trainable: g.trainable })).toThrow(
-      /logits '.*' have shape \["N"\]; expected \[batch, classes\] or \[batch, positions\.\.\., classes\]/,
+      /output '.*' has shape \["N"\]; expected \[batch, classes\], \[batch, positions\.\.\., classes\] or \[batch, classes, positions\.\.\.\]/,
     );
   });
 

@@ -81,8 +81,8 @@ describe("losscape hessian", () => {
   });
 
   it("names bad option combinations", () => {
-    expect(cli(...COMMON, "--loss", "mse").err).toMatch(
-      /the Hessian is of the cross-entropy loss; --loss mse is not supported/,
+    expect(cli(...COMMON, "--loss", "mse-onehot").err).toMatch(
+      /the Hessian is of cross-entropy or mse \(regression\); --loss mse-onehot is not supported/,
     );
     expect(cli(...COMMON, "--x", "-1:1:3").err).toMatch(/a grid \(--x\) needs --out <file>/);
     expect(cli(...COMMON, "--out", join(dir, "a.h5")).err).toMatch(

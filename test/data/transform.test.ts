@@ -4,11 +4,16 @@ import { type Dataset, datasetSize } from "../../src/data/dataset.ts";
 import {
   applyNormalization,
   channelCount,
+  channelNormalization,
   channelStats,
+  describeNormalization,
+  NORMALIZATION_PRESETS,
   normalize,
+  parseNormalize,
   parseSubset,
   subset,
   subsetIndices,
+  subsetName,
 } from "../../src/data/transform.ts";
 
 /** n samples of shape [2, 1, 3]; channel 0 holds sample index i, channel 1 holds 10 + position. */
@@ -117,6 +122,26 @@ describe("subset", () => {
     expect(order).toEqual([...order].sort((x, y) => x - y));
   });
 
+  it("keeps every target of a sample with a target shape, float targets and int32 token ids", () => {
+    const ds: Dataset = {
+      name: "seq",
+      shape: [2],
+      inputs: new Int32Array([0, 1, 10, 11, 20, 21, 30, 31]),
+      labels: new Float32Array([0.5, 1.5, 10.5, 11.5, 20.5, 21.5, 30.5, 31.5]),
+      targetShape: [2],
+      classes: 0,
+    };
+    const small = subset(ds, { count: 2, seed: 5 });
+    const kept = Array.from(subsetIndices(4, { count: 2, seed: 5 }));
+    expect(small.inputs).toBeInstanceOf(Int32Array);
+    expect(small.labels).toBeInstanceOf(Float32Array);
+    expect(Array.from(small.inputs)).toEqual(kept.flatMap((i) => [10 * i, 10 * i + 1]));
+    expect(Array.from(small.labels)).toEqual(kept.flatMap((i) => [10 * i + 0.5, 10 * i + 1.5]));
+    expect(datasetSize(small)).toBe(2);
+    expect(small.name).toBe(subsetName("seq", { count: 2, seed: 5 }, 2));
+    expect(subsetName("x", { fraction: 0.5, seed: 1 }, 7)).toBe("x[subset 0.5 seed 1]");
+  });
+
   it("rounds a fraction to a count and keeps everything at fraction 1", () => {
     expect(datasetSize(subset(twoChannel(30), { fraction: 0.1, seed: 0 }))).toBe(3);
     expect(datasetSize(subset(twoChannel(30), { fraction: 0.001, seed: 0 }))).toBe(1);
@@ -162,5 +187,69 @@ describe("parseSubset", () => {
     expect(() => parseSubset("150%")).toThrow(/a fraction must be in \(0, 1\], got 1\.5/);
     expect(() => parseSubset("-5")).toThrow(/subset "-5": expected a sample count/);
     expect(() => parseSubset("1e3")).toThrow(/subset "1e3": expected a sample count/);
+  });
+});
+
+describe("parseNormalize", () => {
+  it("reads MEAN/STD per channel or for every channel, none, and the presets", () => {
+    expect(parseNormalize("0.485,0.456,0.406/0.229,0.224,0.225")).toEqual({
+      mean: [0.485, 0.456, 0.406],
+      std: [0.229, 0.224, 0.225],
+    });
+    expect(parseNormalize(" 0.5/0.25 ")).toEqual({ mean: [0.5], std: [0.25] });
+    expect(parseNormalize("0/1,2,3")).toEqual({ mean: [0], std: [1, 2, 3] });
+    expect(parseNormalize("-1e-1, .5/2")).toEqual({ mean: [-0.1, 0.5], std: [2] });
+    expect(parseNormalize("none")).toBe("none");
+    expect(parseNormalize("imagenet")).toEqual({ mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    expect(parseNormalize("cifar10")).toEqual(NORMALIZATION_PRESETS.cifar10);
+    expect(parseNormalize("cifar100")).toEqual(NORMALIZATION_PRESETS.cifar100);
+    expect(parseNormalize("mnist")).toEqual({ mean: [0.1307], std: [0.3081] });
+    expect(parseNormalize("fashion-mnist")).toEqual({ mean: [0.286], std: [0.353] });
+  });
+
+  it("rejects bad syntax, non-numbers, std <= 0 and unequal per-channel counts", () => {
+    expect(() => parseNormalize("imagenet2")).toThrow(
+      /normalize "imagenet2": expected MEAN\/STD with comma-separated per-channel values like "0\.485,0\.456,0\.406\/0\.229,0\.224,0\.225".*"none", or a preset: imagenet, cifar10, cifar100, mnist, fashion-mnist/,
+    );
+    expect(() => parseNormalize("0.5/0.2/0.1")).toThrow(/normalize "0\.5\/0\.2\/0\.1": expected MEAN\/STD/);
+    expect(() => parseNormalize("0.5,x/1")).toThrow(
+      /normalize "0\.5,x\/1": mean value 2 is "x", not a number/,
+    );
+    expect(() => parseNormalize("0.5/")).toThrow(/std value 1 is "", not a number/);
+    expect(() => parseNormalize("0.5/0")).toThrow(
+      /normalize "0\.5\/0": std value 1 is 0; a standard deviation must be > 0/,
+    );
+    expect(() => parseNormalize("0/1,-2")).toThrow(/std value 2 is -2; a standard deviation must be > 0/);
+    expect(() => parseNormalize("1e999/1")).toThrow(/mean value 1 is 1e999; expected a finite number/);
+    expect(() => parseNormalize("1,2/1,2,3")).toThrow(
+      /normalize "1,2\/1,2,3": 2 mean values but 3 std values; give one value per channel/,
+    );
+  });
+});
+
+describe("channelNormalization and describeNormalization", () => {
+  it("repeats single values for every channel and checks per-channel counts against the data", () => {
+    expect(channelNormalization({ mean: [0.5], std: [0.25] }, 3, "data 'x'")).toEqual({
+      mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25],
+    });
+    expect(channelNormalization({ mean: [1, 2], std: [3] }, 2, "data 'x'")).toEqual({
+      mean: [1, 2],
+      std: [3, 3],
+    });
+    expect(() => channelNormalization(NORMALIZATION_PRESETS.imagenet, 1, "data 'fashion-mnist'")).toThrow(
+      /data 'fashion-mnist' has 1 channel but the normalization gives 3 mean values \(0\.485,0\.456,0\.406\); give one value$/,
+    );
+    expect(() => channelNormalization({ mean: [0, 0], std: [1, 1] }, 3, "data 'y'")).toThrow(
+      /data 'y' has 3 channels but the normalization gives 2 mean values \(0,0\); give 3 values or one for every channel/,
+    );
+  });
+
+  it("gives the canonical text result files record", () => {
+    expect(describeNormalization(NORMALIZATION_PRESETS.imagenet)).toBe(
+      "mean 0.485,0.456,0.406 std 0.229,0.224,0.225",
+    );
+    expect(describeNormalization(parseNormalize("0.5/0.25"))).toBe("mean 0.5 std 0.25");
+    expect(describeNormalization(parseNormalize("none"))).toBe("none");
   });
 });
