@@ -160,6 +160,16 @@ class OrtEngine implements Engine {
     if (this.model.input.batch !== null) batchSize = this.model.input.batch;
     const n = datasetSize(data);
     if (n === 0) throw new Error(`evaluate(): dataset '${data.name}' is empty`);
+    const { classes } = this.model;
+    if (
+      this.model.input.type !== undefined &&
+      this.model.input.type !== "float32" &&
+      classes !== null &&
+      data.classes > classes
+    )
+      throw new Error(
+        `evaluate(): dataset '${data.name}' has a vocabulary of ${data.classes} tokens but model '${this.model.name}' outputs ${classes} classes (its embedding would be read out of range); give a model of that vocabulary, or data of its vocabulary (--vocab)`,
+      );
     const session = await this.sessionFor(params);
     const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
     const own = this.model.loss;

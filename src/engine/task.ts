@@ -137,7 +137,9 @@ export function outputLayout(
   }
   const classes = (axis === -1 ? dims[dims.length - 1] : dims[0]) as number;
   const positions = size / classes;
-  if (classes < data.classes)
+  // A dataset's class count may end at its ignore index (255 in segmentation masks): other targets
+  // beyond the output's classes are named one by one by accumulateTask.
+  if (classes < data.classes && data.classes - 1 !== (task.ignoreIndex ?? DEFAULT_IGNORE_INDEX))
     throw new Error(
       `${where}: output has ${classes} class scores per ${positions > 1 ? "position" : "sample"} but dataset '${data.name}' has ${data.classes} classes`,
     );

@@ -58,7 +58,7 @@ describe("ORT engine numbers", () => {
     expect(logits).toHaveLength(SAMPLES * CLASSES);
     const hand = byHand(logits, data.labels);
     const ce = await engine.evaluate(paramsA, data);
-    const mse = await engine.evaluate(paramsA, data, { loss: "mse" });
+    const mse = await engine.evaluate(paramsA, data, { loss: "mse-onehot" });
     expect(ce.count).toBe(SAMPLES);
     expect(relative(ce.loss, hand.ce)).toBeLessThan(1e-9);
     expect(relative(mse.loss, hand.mse)).toBeLessThan(1e-9);
@@ -188,7 +188,7 @@ describe("ORT engine errors", () => {
 
   it("refuses a dataset with more classes than the model outputs", async () => {
     await expect(engine.evaluate(paramsA, { ...data, name: "wide", classes: 12 })).rejects.toThrow(
-      /evaluate\(\): model 'cnn' outputs 10 logits per sample but dataset 'wide' has 12 classes/,
+      /evaluate\(\): model 'cnn' output 'logits': output has 10 class scores per sample but dataset 'wide' has 12 classes/,
     );
   });
 

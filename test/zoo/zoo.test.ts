@@ -75,7 +75,7 @@ describe.each(ZOO_FIXTURES.map((f) => [f.name, f] as const))("%s against PyTorch
     const engine = await createOrtEngine(model, { threads: 1 });
     try {
       const ce = await engine.evaluate(params, data, { batchSize: 16 });
-      const mse = await engine.evaluate(params, data, { batchSize: 16, loss: "mse" });
+      const mse = await engine.evaluate(params, data, { batchSize: 16, loss: "mse-onehot" });
       const logits = await engine.logits(params, data, 0, 2);
       const t = torch.float32;
       expect(ce.count).toBe(torch.samples);
