@@ -51,11 +51,23 @@ export { readCifar } from "./data/cifar.ts";
 export { type Dataset, datasetSize, sampleSize } from "./data/dataset.ts";
 export { FASHION_MNIST_CLASSES, loadEmbedded } from "./data/embedded.ts";
 export { readMnist } from "./data/idx.ts";
+export { readImageFolder } from "./data/images.ts";
 export { DATASET_STATS, type LoadOptions, loadDataset, type Split } from "./data/load.ts";
-export { channelStats, normalize, parseSubset, subset } from "./data/transform.ts";
+export { openNpy, parseNpy, readNpy } from "./data/npy.ts";
+export { openNpz, readNpz } from "./data/npz.ts";
+export { loadEmbeddedText, readTokens } from "./data/tokens.ts";
+export {
+  channelStats,
+  describeNormalization,
+  normalize,
+  parseNormalize,
+  parseSubset,
+  subset,
+} from "./data/transform.ts";
 export { type DemoOptions, type DemoResult, runDemo } from "./demo.ts";
 export type { Engine, EvaluateOptions, LossName, Metrics } from "./engine/engine.ts";
 export { createOrtEngine, type OrtOptions } from "./engine/ort.ts";
+export { LOSS_NAMES, outputLayout, type TaskOptions, taskIdentity } from "./engine/task.ts";
 export { writeFileAtomic } from "./formats/atomic.ts";
 export { type DirectionFile, readDirectionFile, writeDirectionFile } from "./formats/direction-file.ts";
 export {

@@ -93,9 +93,7 @@ describe("losscape evaluate with other tasks", () => {
       "--split",
       "train",
     );
-    expect(r.err).toMatch(
-      /has a vocabulary of 256 tokens but model 'lm.onnx' outputs 32 classes/,
-    );
+    expect(r.err).toMatch(/has a vocabulary of 256 tokens but model 'lm.onnx' outputs 32 classes/);
     r = runCli("evaluate", "--model", `${T}/lm.onnx`, "--data", "tokens", "--ignore-index", "x");
     expect(r.err).toMatch(/--ignore-index expects an integer, got 'x'/);
   });
