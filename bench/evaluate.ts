@@ -4,12 +4,20 @@
 // and the ratio is the median of per-round ratios: on a shared machine the
 // speed drifts by tens of percent over minutes, which separate runs would read
 // as a ratio. Run: npm run bench:evaluate [-- --threads 2 --rounds 7 --batches 128,256]
+// --task lm: a small GPT-style decoder (vocabulary 256, context 64, width 64, 2 blocks) on the
+// embedded byte-level text, per-token cross-entropy, in tokens/s (the peer exports the model).
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { Random } from "../src/core/random.ts";
-import type { Dataset } from "../src/data/dataset.ts";
+import { type Dataset, sampleSize } from "../src/data/dataset.ts";
+import { loadDataset } from "../src/data/load.ts";
 import { createOrtEngine } from "../src/engine/ort.ts";
+import { readOnnx } from "../src/model/import.ts";
+import type { Model } from "../src/model/model.ts";
 import { zooModel } from "../src/zoo/zoo.ts";
 import { machineLine, median, PEER_SETUP, requirePeer, startPeer } from "./_peer.ts";
 
@@ -20,8 +28,11 @@ const { values } = parseArgs({
     samples: { type: "string", default: "2048" },
     model: { type: "string", default: "resnet20" },
     batches: { type: "string", default: "128,256" },
+    task: { type: "string", default: "classify" },
   },
 });
+const lm = values.task === "lm";
+if (!lm && values.task !== "classify") throw new Error(`--task must be classify or lm, got '${values.task}'`);
 const threads = Number(values.threads);
 const rounds = Number(values.rounds);
 const samples = Number(values.samples);
@@ -30,30 +41,53 @@ const torchVersion = requirePeer();
 
 const shape = [3, 32, 32];
 const rng = new Random(0);
-const data: Dataset = {
-  name: "synthetic",
-  shape,
-  inputs: Float32Array.from({ length: samples * 3072 }, () => rng.normal()),
-  labels: Uint8Array.from({ length: samples }, () => rng.int(10)),
-  classes: 10,
-};
-const model = zooModel(name, { inputShape: shape, seed: 0 });
+const onnxPath = join(mkdtempSync(join(tmpdir(), "losscape-bench-")), "gpt-lm.onnx");
+let data: Dataset;
+let model: Model;
+if (lm) {
+  // The first windows of the embedded text, as the peer cuts them; the peer writes the model.
+  const windows = loadDataset("tokens", "train", { context: 64 });
+  data = {
+    ...windows,
+    inputs: windows.inputs.subarray(0, samples * 64),
+    labels: windows.labels.subarray(0, samples * 64),
+  };
+  const exporter = await startPeer(
+    new URL("./torch_evaluate.py", import.meta.url).pathname,
+    ["gpt-lm", String(threads), "1", "1", onnxPath],
+    threads,
+  );
+  await exporter.close();
+  model = await readOnnx(onnxPath);
+} else {
+  data = {
+    name: "synthetic",
+    shape,
+    inputs: Float32Array.from({ length: samples * 3072 }, () => rng.normal()),
+    labels: Uint8Array.from({ length: samples }, () => rng.int(10)),
+    classes: 10,
+  };
+  model = zooModel(name, { inputShape: shape, seed: 0 });
+}
 const engine = await createOrtEngine(model, { threads });
+const per = sampleSize(data);
+const unit = lm ? "tokens/s" : "img/s";
+const scale = lm ? 64 : 1;
 
 console.log(
-  `${name} forward, ${samples} samples per round, ${threads} threads, ${rounds} rounds per side alternating after a warm-up; medians`,
+  `${lm ? "gpt-lm (per-token loss)" : name} forward, ${samples} samples per round, ${threads} threads, ${rounds} rounds per side alternating after a warm-up; medians`,
 );
 console.log(await machineLine());
 console.log(`peer: torch ${torchVersion}; ${PEER_SETUP}`);
-console.log("| batch | losscape (img/s) | PyTorch (img/s) | ratio (median of per-round ratios) |");
+console.log(`| batch | losscape (${unit}) | PyTorch (${unit}) | ratio (median of per-round ratios) |`);
 console.log("|---|---|---|---|");
 const ratios: number[] = [];
 let call = 0;
 let params = model.initial;
 const first: Dataset = {
   ...data,
-  inputs: data.inputs.subarray(0, 256 * 3072),
-  labels: data.labels.subarray(0, 256),
+  inputs: data.inputs.subarray(0, 256 * per),
+  labels: data.labels.subarray(0, 256 * scale),
 };
 for (const batchSize of values.batches.split(",").map(Number)) {
   // New parameters every round: the session is rebuilt, as at every grid point of a surface.
@@ -65,11 +99,13 @@ for (const batchSize of values.batches.split(",").map(Number)) {
     params = model.initial.map((v) => v + 1e-4 * call);
     const t0 = performance.now();
     await engine.evaluate(params, data, { batchSize });
-    return samples / ((performance.now() - t0) / 1000);
+    return (samples * scale) / ((performance.now() - t0) / 1000);
   };
   const peer = await startPeer(
     new URL("./torch_evaluate.py", import.meta.url).pathname,
-    [name, String(threads), String(batchSize), String(samples)],
+    lm
+      ? ["gpt-lm", String(threads), String(batchSize), String(samples), onnxPath]
+      : [name, String(threads), String(batchSize), String(samples)],
     threads,
   );
   const theirs = async (): Promise<number> => {

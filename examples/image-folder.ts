@@ -6,7 +6,12 @@
 import { createOrtEngine, loadDataset, zooModel } from "../src/index.ts";
 
 const dir = process.argv[2] ?? new URL("../fixtures/data/images", import.meta.url).pathname;
-const data = loadDataset(`images:${dir}`, "train", { resize: 20, crop: 16, normalize: "imagenet" });
+const data = loadDataset(`images:${dir}`, "train", {
+  resize: 20,
+  crop: 16,
+  normalize: "imagenet",
+  cache: false, // a folder of your own keeps its decoded pixels in DIR/.losscape-cache
+});
 console.log(
   `${data.name}: ${data.labels.length} images of shape [${data.shape.join(", ")}], ${data.classes} classes, ${data.normalization}`,
 );

@@ -82,6 +82,8 @@ export interface LoadOptions {
   resize?: number;
   /** Image folders only: the centred crop of this many pixels square (default: none). */
   crop?: number;
+  /** Image folders only: keep the decoded pixels in DIR/.losscape-cache for the next read (default true). */
+  cache?: boolean;
 }
 
 const KINDS = [
@@ -268,6 +270,7 @@ function loadKind(
       const folder = readImageFolder(path, {
         ...(options.resize !== undefined ? { resize: options.resize } : {}),
         ...(options.crop !== undefined ? { crop: options.crop } : {}),
+        ...(options.cache !== undefined ? { cache: options.cache } : {}),
         split: testFile ? "train" : split,
       });
       const n = folder.labels.length;

@@ -50,7 +50,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** A fresh copy of the fixture folder (so caches are written there, not into fixtures/). */
 function copyFixture(name: string, from = FIXTURE): string {
   const to = join(dir, name);
-  cpSync(from, to, { recursive: true });
+  cpSync(from, to, { recursive: true, filter: (src) => !src.endsWith(".losscape-cache") });
   return to;
 }
 
