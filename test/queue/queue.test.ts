@@ -295,6 +295,39 @@ describe.skipIf(redisServer === undefined)("surfaces on a queue", () => {
     expect(await planKeysLeft(redis.url)).toEqual([]);
   });
 
+  it("a segmentation surface with an ignore index and a normalization, computed by a worker, equals the single-process one", async () => {
+    const tasks = new URL("../../fixtures/tasks/", import.meta.url).pathname;
+    const args = (out: string) => [
+      ...[
+        "surface",
+        "--model",
+        `${tasks}segment.onnx`,
+        "--data",
+        `safetensors:${tasks}segment-batch.safetensors`,
+      ],
+      ...["--ignore-index", "255", "--normalize", "0.5/2", "--x", "-0.5:0.5:3", "--y", "-0.5:0.5:3"],
+      ...["--dir-file", join(dir, "segment-dirs.h5"), "--out", out, "--threads", "1"],
+    ];
+    const single = cli(args(join(dir, "segment-single.h5")));
+    expect(await single.exit, single.err).toBe(0);
+    const worker = await startSurfaceWorker(target("segment"), { threads: 1 });
+    const queued = cli([
+      ...args(join(dir, "segment-queued.h5")),
+      "--queue",
+      redis.url,
+      "--queue-name",
+      "segment",
+    ]);
+    expect(await queued.exit, queued.err).toBe(0);
+    await worker.close();
+    const a = readSurface(join(dir, "segment-single.h5"));
+    const b = readSurface(join(dir, "segment-queued.h5"));
+    expect(b.meta.loss).toBe("cross-entropy ignore-index=255");
+    expect(b.meta.normalization).toBe(a.meta.normalization);
+    expect(Array.from(b.values.train_loss!)).toEqual(Array.from(a.values.train_loss!));
+    expect(Array.from(b.values.train_acc!)).toEqual(Array.from(a.values.train_acc!));
+  });
+
   it("only one collector per surface: a second one waits for the hold, then stops naming the first; the first finishes", async () => {
     const out = join(dir, "two-collectors.h5");
     const t = target("two");
