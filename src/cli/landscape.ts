@@ -108,6 +108,29 @@ async function runSurface(
   }
 }
 
+/** The random-direction plan of the directions and surface commands' flags. */
+function randomPlan(
+  o: {
+    seed: number;
+    norm: Normalization;
+    keepBiasbn?: true;
+    mode: DirectionMode;
+    orthogonal?: true;
+    only?: RegExp;
+  },
+  dims: number,
+): Parameters<typeof makeDirections>[2] {
+  return {
+    dims: dims as 1 | 2,
+    seed: o.seed,
+    normalization: o.norm,
+    ignoreBiasBN: !o.keepBiasbn,
+    mode: o.mode,
+    orthogonal: Boolean(o.orthogonal),
+    ...onlyPlan(o).plan,
+  };
+}
+
 /** Adds the landscape commands to the program. */
 export function registerLandscapeCommands(program: Command): void {
   onlyOption(modelOptions(program.command("directions")))
@@ -144,15 +167,7 @@ export function registerLandscapeCommands(program: Command): void {
           `--out '${o.out}' exists; directions are never overwritten (delete it or pick another name)`,
         );
       const { directions, meta } = directionsAt(o.out, Number(o.dims), model, () =>
-        makeDirections(model, params, {
-          dims: Number(o.dims) as 1 | 2,
-          seed: o.seed,
-          normalization: o.norm,
-          ignoreBiasBN: !o.keepBiasbn,
-          mode: o.mode,
-          orthogonal: Boolean(o.orthogonal),
-          ...onlyPlan(o).plan,
-        }),
+        makeDirections(model, params, randomPlan(o, Number(o.dims))),
       );
       console.log(
         `wrote ${o.out}: ${directions.length} direction(s) moving ${meta.moved_count} tensors, norms ${directions.map((d) => norm(d).toPrecision(5)).join(", ")}`,
@@ -197,16 +212,7 @@ export function registerLandscapeCommands(program: Command): void {
         dirFile,
         dims,
         model,
-        () =>
-          makeDirections(model, params, {
-            dims: dims as 1 | 2,
-            seed: o.seed,
-            normalization: o.norm,
-            ignoreBiasBN: !o.keepBiasbn,
-            mode: o.mode,
-            orthogonal: Boolean(o.orthogonal),
-            ...onlyPlan(o).plan,
-          }),
+        () => makeDirections(model, params, randomPlan(o, dims)),
         onlyPlan(o).expected,
       );
       console.log(

@@ -132,16 +132,7 @@ export function arrayDataset(
       throw new Error(
         `${where}: --stream reads float or uint8 samples; '${x.key}' holds ${x.dtype} token ids (load them without --stream)`,
       );
-    const raw = x.readRows(0, n);
-    const inputs = new Int32Array(raw.length);
-    for (let i = 0; i < raw.length; i++) {
-      const v = raw[i] as number;
-      if (v < INT32_MIN || v > INT32_MAX)
-        throw new Error(
-          `${where}: '${x.key}' element ${i} is ${v}; token ids must fit int32 (${INT32_MIN}..${INT32_MAX})`,
-        );
-      inputs[i] = v;
-    }
+    const inputs = toInt32(x.readRows(0, n), `${where}: '${x.key}'`, "token ids");
     transposeInPlace(inputs, layout, onDisk, n);
     return { ...common, inputs, normalization: "token ids" };
   }
@@ -169,6 +160,18 @@ export function arrayDataset(
   return { ...common, inputs, normalization };
 }
 
+/** Integer array values as Int32Array, each checked to fit (`what` names them in the error). */
+function toInt32(raw: ArrayLike<number>, where: string, what: string): Int32Array {
+  const out = new Int32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const v = raw[i] as number;
+    if (v < INT32_MIN || v > INT32_MAX)
+      throw new Error(`${where} element ${i} is ${v}; ${what} must fit int32 (${INT32_MIN}..${INT32_MAX})`);
+    out[i] = v;
+  }
+  return out;
+}
+
 /** Class indices or regression targets from `y`. */
 function targets(
   where: string,
@@ -178,17 +181,9 @@ function targets(
   const raw = y.readRows(0, n);
   if (FLOATS.has(y.dtype))
     return { labels: Float32Array.from(raw), classes: 0, targetShape: y.shape.slice(1) };
-  const labels = new Int32Array(raw.length);
+  const labels = toInt32(raw, `${where}: '${y.key}'`, "class indices");
   let max = -1;
-  for (let i = 0; i < raw.length; i++) {
-    const v = raw[i] as number;
-    if (v < INT32_MIN || v > INT32_MAX)
-      throw new Error(
-        `${where}: '${y.key}' element ${i} is ${v}; class indices must fit int32 (${INT32_MIN}..${INT32_MAX})`,
-      );
-    labels[i] = v;
-    if (v > max) max = v;
-  }
+  for (const v of labels) if (v > max) max = v;
   return {
     labels,
     classes: Math.max(2, max + 1),
