@@ -7,9 +7,24 @@ import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
 import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
+import { decodeModel } from "../onnx/proto.ts";
+import {
+  addScored,
+  canScoreInGraph,
+  defaultOpset,
+  gatherIndices,
+  type ScoringGraph,
+  scoringGraph,
+} from "./_scoring.ts";
 import { samplesTensor, targetsTensor } from "./_tensors.ts";
 import type { Engine, EvaluateOptions, Metrics } from "./engine.ts";
-import { accumulateTask, type OutputLayout, outputLayout, type TaskSums } from "./task.ts";
+import {
+  accumulateTask,
+  DEFAULT_IGNORE_INDEX,
+  type OutputLayout,
+  outputLayout,
+  type TaskSums,
+} from "./task.ts";
 
 /** Options of the ONNX Runtime engine. */
 export interface OrtOptions {
@@ -33,11 +48,24 @@ export async function createOrtEngine(
   return new OrtEngine(model, threads);
 }
 
+/** A graph the engine runs: the model's own, or the model's with scoring outputs. */
+interface Variant {
+  readonly bytes: Uint8Array;
+  readonly rawOffsets: readonly number[];
+  readonly scoring?: ScoringGraph;
+}
+
 class OrtEngine implements Engine {
-  private readonly bytes: Uint8Array;
+  private readonly plain: Variant;
+  /** The scoring graph of each class axis (positive), built when first needed. */
+  private readonly scored = new Map<number, Variant>();
   private session: ort.InferenceSession | undefined;
-  /** Parameters the current session was built with. */
+  /** Graph and parameters the current session was built with. */
+  private current: Variant | undefined;
   private readonly loaded: Float32Array;
+  /** Output shape of one sample (without the batch axis), once known. */
+  private outputDims: readonly number[] | undefined;
+  private opset: number | undefined;
   private disposed = false;
   /** Batch buffer for streamed datasets. */
   private scratch: Float32Array | undefined;
@@ -46,38 +74,77 @@ class OrtEngine implements Engine {
     readonly model: Model,
     private readonly threads: number,
   ) {
-    this.bytes = model.onnx.slice();
+    this.plain = { bytes: model.onnx.slice(), rawOffsets: model.rawOffsets };
     this.loaded = new Float32Array(model.size);
+    // Output shapes declared in full spare a probe run (outputShape()).
+    const declared = decodeModel(model.onnx, model.name).graph.outputs.find((v) => v.name === model.output);
+    const dims = declared?.shape?.slice(1);
+    if (dims?.every((d): d is number => typeof d === "number" && d > 0)) this.outputDims = dims;
   }
 
-  private async sessionFor(params: Float32Array): Promise<ort.InferenceSession> {
+  private async sessionFor(
+    params: Float32Array,
+    variant: Variant = this.plain,
+  ): Promise<ort.InferenceSession> {
     if (this.disposed) throw new Error(`engine for '${this.model.name}' was disposed`);
     const same =
       this.session !== undefined &&
+      this.current === variant &&
       Buffer.compare(
         Buffer.from(params.buffer, params.byteOffset, params.byteLength),
         Buffer.from(this.loaded.buffer, this.loaded.byteOffset, this.loaded.byteLength),
       ) === 0;
     if (same) return this.session!;
-    const { params: specs, rawOffsets } = this.model;
+    const specs = this.model.params;
     for (let i = 0; i < specs.length; i++) {
       const p = specs[i]!;
-      this.bytes.set(
+      variant.bytes.set(
         new Uint8Array(params.buffer, params.byteOffset + p.offset * 4, p.size * 4),
-        rawOffsets[i]!,
+        variant.rawOffsets[i]!,
       );
     }
     const previous = this.session;
     this.session = undefined;
+    this.current = undefined;
     await previous?.release();
-    this.session = await ort.InferenceSession.create(this.bytes, {
+    this.session = await ort.InferenceSession.create(variant.bytes, {
       intraOpNumThreads: this.threads,
       interOpNumThreads: 1,
       executionMode: "sequential",
       graphOptimizationLevel: "all",
     });
     this.loaded.set(params);
+    this.current = variant;
     return this.session;
+  }
+
+  /** The output shape of one sample: declared by the graph, or read off one sample's run (once). */
+  private async outputShape(params: Float32Array, data: Dataset): Promise<readonly number[]> {
+    if (this.outputDims === undefined) {
+      const session = await this.sessionFor(params);
+      this.outputDims = (await this.run(session, data, 0, 1)).dims;
+    }
+    return this.outputDims;
+  }
+
+  /**
+   * The scoring graph for `layout`, when the loss is cross-entropy over several targets per sample
+   * (sequence and dense outputs) and the model's opset allows it; null where JavaScript scores.
+   */
+  private scoringFor(layout: OutputLayout, task: EvaluateOptions): Variant | null {
+    if (this.model.loss || (task.loss ?? "cross-entropy") !== "cross-entropy") return null;
+    if (layout.kind !== "classes" || layout.positions === 1) return null;
+    const rank = 1 + (this.outputDims?.length ?? 0);
+    const axis = layout.classStride === 1 ? rank - 1 : 1;
+    this.opset ??= defaultOpset(this.model);
+    if (!canScoreInGraph(this.opset, rank, axis)) return null;
+    let v = this.scored.get(axis);
+    if (!v) {
+      const scoring = scoringGraph(this.model, rank, axis);
+      v = { bytes: scoring.bytes, rawOffsets: scoring.rawOffsets, scoring };
+      this.scored.set(axis, v);
+    }
+    return v;
   }
 
   private checkData(data: Dataset, where: string): number {
@@ -97,7 +164,13 @@ class OrtEngine implements Engine {
     data: Dataset,
     start: number,
     count: number,
-  ): Promise<{ out: Float32Array; dims: readonly number[]; loss?: number }> {
+    score?: { graph: ScoringGraph; layout: OutputLayout & { kind: "classes" }; ignoreIndex: number },
+  ): Promise<{
+    out: Float32Array;
+    dims: readonly number[];
+    loss?: number;
+    scored?: { logProb: Float32Array; argmax: BigInt64Array };
+  }> {
     const per = shapeSize(this.model.input.shape);
     const fixed = this.model.input.batch;
     if (data.read && (this.scratch?.length ?? 0) < count * per) this.scratch = new Float32Array(count * per);
@@ -124,6 +197,31 @@ class OrtEngine implements Engine {
         [count, ...(data.targetShape ?? [])],
         own.targetsType,
       );
+    }
+    if (score) {
+      // Gather indices for every row the graph runs (padding rows gather class 0 and are dropped).
+      const { positions, classes, classStride } = score.layout;
+      const indices = new BigInt64Array(rows * positions);
+      indices.set(
+        gatherIndices(
+          data.labels,
+          start * positions,
+          count * positions,
+          classes,
+          score.ignoreIndex,
+          data.name,
+        ),
+      );
+      const targetDims = data.targetShape ?? [];
+      feeds[score.graph.targets] = new ort.Tensor(
+        "int64",
+        indices,
+        classStride === 1 ? [rows, ...targetDims, 1] : [rows, 1, ...targetDims],
+      );
+      const result = await session.run(feeds, [score.graph.logProb, score.graph.argmax]);
+      const logProb = result[score.graph.logProb]!.data as Float32Array;
+      const argmax = result[score.graph.argmax]!.data as BigInt64Array;
+      return { out: logProb, dims: this.outputDims!, scored: { logProb, argmax } };
     }
     const fetch = own ? [...new Set([own.output, this.model.output])] : [this.model.output];
     const result = await session.run(feeds, fetch);
@@ -170,21 +268,37 @@ class OrtEngine implements Engine {
       throw new Error(
         `evaluate(): dataset '${data.name}' has a vocabulary of ${data.classes} tokens but model '${this.model.name}' outputs ${classes} classes (its embedding would be read out of range); give a model of that vocabulary, or data of its vocabulary (--vocab)`,
       );
-    const session = await this.sessionFor(params);
-    const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
     const own = this.model.loss;
+    const where = `evaluate(): model '${this.model.name}' output '${this.model.output}'`;
     let layout: OutputLayout | undefined;
+    let variant: Variant | null = null;
+    if (!own) {
+      layout = outputLayout(await this.outputShape(params, data), data, task, where);
+      variant = this.scoringFor(layout, task);
+    }
+    const session = await this.sessionFor(params, variant ?? this.plain);
+    const score =
+      variant?.scoring && layout?.kind === "classes"
+        ? { graph: variant.scoring, layout, ignoreIndex: task.ignoreIndex ?? DEFAULT_IGNORE_INDEX }
+        : undefined;
+    const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
     let ownLoss = 0;
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
-      const r = await this.run(session, data, start, count);
-      if (!own || own.logits) {
-        layout ??= outputLayout(
-          r.dims,
-          data,
-          task,
-          `evaluate(): model '${this.model.name}' output '${this.model.output}'`,
+      const r = await this.run(session, data, start, count, score);
+      if (r.scored && score) {
+        const per = score.layout.positions;
+        addScored(
+          r.scored.logProb,
+          r.scored.argmax,
+          data.labels,
+          start * per,
+          count * per,
+          score.ignoreIndex,
+          sums,
         );
+      } else if (!own || own.logits) {
+        layout ??= outputLayout(r.dims, data, task, where);
         accumulateTask(r.out, layout, data.labels, start, count, task, sums, data.name);
       }
       // The graph's loss is a mean over its batch: weighted by the batch's samples.

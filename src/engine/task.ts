@@ -188,9 +188,7 @@ export function accumulateTask(
       const label = targets[at] as number;
       if (label === ignoreIndex) continue;
       if (!(Number.isInteger(label) && label >= 0 && label < classes))
-        throw new Error(
-          `dataset '${dataName}': target ${at} is ${label}; expected a class index in 0..${classes - 1} or the ignore index ${ignoreIndex}`,
-        );
+        throw targetError(dataName, at, label, classes, ignoreIndex);
       const base = s * per + p * positionStride;
       let max = -Infinity;
       let arg = 0;
@@ -225,6 +223,25 @@ export function accumulateTask(
       }
     }
   }
+}
+
+/**
+ * The error for class target number `at` of a dataset, `label`, outside [0, classes) and not the
+ * ignore index.
+ *
+ * @example
+ * throw targetError("tokens", 17, 300, 256, -100);
+ */
+export function targetError(
+  dataName: string,
+  at: number,
+  label: number,
+  classes: number,
+  ignoreIndex: number,
+): Error {
+  return new Error(
+    `dataset '${dataName}': target ${at} is ${label}; expected a class index in 0..${classes - 1} or the ignore index ${ignoreIndex}`,
+  );
 }
 
 /**
