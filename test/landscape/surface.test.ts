@@ -202,9 +202,10 @@ describe("surface command", () => {
     const partial = readSurface(out);
     const donePartial = partial.done.reduce((a, b) => a + b, 0);
     expect(donePartial).toBeGreaterThan(0);
-    expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
+    // A kill mid-write may leave the killed process's temporary: the rerun removes it.
     const r = cli(...args);
     expect(r.status).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([]);
     expect(r.stdout).toMatch(new RegExp(`computed ${40 - donePartial} points`));
     const full = readSurface(out);
     expect(full.done.every((v) => v === 1)).toBe(true);
