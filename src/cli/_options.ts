@@ -8,7 +8,7 @@ import { parseSubset } from "../data/transform.ts";
 import { DEFAULT_IGNORE_INDEX, LOSS_NAMES, type LossName, type TaskOptions } from "../engine/task.ts";
 import type { Model } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
-import { integer, nonNegativeInt, oneOf, positiveInt, regex, shape } from "./_parse.ts";
+import { integer, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, regex, shape } from "./_parse.ts";
 
 export const SPLITS = ["train", "test"] as const satisfies readonly Split[];
 export const LOSSES = LOSS_NAMES;
@@ -220,6 +220,22 @@ export function taskFromFlags(o: {
     ...(o.ignoreIndex !== undefined ? { ignoreIndex: o.ignoreIndex } : {}),
     ...(o.classAxis !== undefined ? { classAxis: Number(o.classAxis) as 1 | -1 } : {}),
   };
+}
+
+/**
+ * --loss-cap (stop a point once its mean provably exceeds C) and --plan (print the points, samples
+ * and estimated time, then exit) for the commands that compute landscapes.
+ */
+export function costOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
+    .option(
+      "--loss-cap <c>",
+      "stop a point as soon as the losses summed so far prove its mean exceeds c; it is stored as a lower bound, status capped",
+      nonNegativeNumber("--loss-cap"),
+    )
+    .option("--plan", "print points x samples and the estimated time (from a short timed probe), then exit");
 }
 
 /** --only <regex>: directions move only the parameters whose names match. */

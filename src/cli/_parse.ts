@@ -35,6 +35,17 @@ export function positiveNumber(option: string) {
   };
 }
 
+/** A number option that may be 0 but not negative. */
+export function nonNegativeNumber(option: string) {
+  return (text: string): number => {
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isFinite(n) || n < 0) {
+      throw new InvalidArgumentError(`${option} expects a number >= 0, got '${text}'`);
+    }
+    return n;
+  };
+}
+
 /** A shape like "3,32,32" or "3x32x32". */
 export function shape(option: string) {
   return (text: string): number[] => {

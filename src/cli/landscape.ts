@@ -4,17 +4,26 @@
 import { existsSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import { type DirectionMode, NORMALIZATIONS, type Normalization } from "../core/directions.ts";
-import { axisValues, type Grid, gridSize, parseAxis, parseShard } from "../core/grid.ts";
+import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard, type Shard } from "../core/grid.ts";
 import { norm } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { createOrtEngine } from "../engine/ort.ts";
 import { readDirectionFile } from "../formats/direction-file.ts";
-import { readSurface, SURFACE_QUANTITIES, type Surface, writeSurface } from "../formats/surface-file.ts";
+import {
+  POINT,
+  POINT_NAMES,
+  readSurface,
+  SURFACE_QUANTITIES,
+  type Surface,
+  writeSurface,
+} from "../formats/surface-file.ts";
+import { formatCost, probeCost } from "../landscape/cost.ts";
 import { directionsAt, makeDirections, makeModelDirection } from "../landscape/plan.ts";
 import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
 import {
+  costOptions,
   dataMeta,
   dataOptions,
   loadFromFlags,
@@ -47,12 +56,16 @@ function gridOf(x: string, y: string | undefined): Grid {
 function summary(s: Surface): string[] {
   const lines: string[] = [];
   const n = s.done.length;
-  const done = s.done.reduce((a, b) => a + b, 0);
+  const done = s.done.filter((v) => v !== POINT.NOT_COMPUTED).length;
   const grid = s.y ? `${s.x.length} x ${s.y.length}` : `${s.x.length}`;
   const range = (a: Float64Array) => `${a[0]} .. ${a[a.length - 1]}`;
   lines.push(
     `${s.y ? "2D" : "1D"} surface, grid ${grid} (x ${range(s.x)}${s.y ? `, y ${range(s.y)}` : ""}), ${done}/${n} points computed`,
   );
+  const kinds = [POINT.DIVERGED, POINT.CAPPED, POINT.INTERPOLATED]
+    .map((c) => [POINT_NAMES[c], s.done.filter((v) => v === c).length] as const)
+    .filter(([, count]) => count > 0);
+  if (kinds.length) lines.push(`  status: ${kinds.map(([name, count]) => `${count} ${name}`).join(", ")}`);
   lines.push(`dir_file: ${s.dirFile}`);
   for (const q of SURFACE_QUANTITIES) {
     const a = s.values[q];
@@ -68,29 +81,80 @@ function summary(s: Surface): string[] {
       } else nan++;
     });
     lines.push(
-      `  ${q.padEnd(10)} min ${min === Infinity ? "-" : min.toPrecision(6)}, max ${max === -Infinity ? "-" : max.toPrecision(6)}${nan ? `, ${nan} non-finite` : ""}`,
+      `  ${q.padEnd(13)} min ${min === Infinity ? "-" : min.toPrecision(6)}, max ${max === -Infinity ? "-" : max.toPrecision(6)}${nan ? `, ${nan} non-finite` : ""}`,
     );
   }
   for (const [k, v] of Object.entries(s.meta)) lines.push(`  ${k}: ${v}`);
   return lines;
 }
 
+/** The points of `grid` (in `shard`) that the surface file at `path` does not hold yet. */
+function pendingPoints(path: string, grid: Grid, shard?: Shard): number {
+  const done = existsSync(path) ? readSurface(path).done : undefined;
+  let n = 0;
+  for (let k = 0; k < gridSize(grid); k++) if (inShard(k, shard) && !done?.[k]) n++;
+  return n;
+}
+
+type EvaluateFlags = Parameters<typeof taskFromFlags>[0] & { batchSize: number; lossCap?: number };
+
+/** Batch size, task and --loss-cap as evaluation options. */
+function evaluateFromFlags(o: EvaluateFlags) {
+  return {
+    batchSize: o.batchSize,
+    ...taskFromFlags(o),
+    ...(o.lossCap !== undefined ? { lossCap: o.lossCap } : {}),
+  };
+}
+
+/** --plan: the estimate for the points still to compute, with nothing written. */
+async function printPlan(
+  o: EvaluateFlags & { threads?: number },
+  model: Parameters<typeof createOrtEngine>[0],
+  theta: Float32Array,
+  train: Dataset,
+  test: Dataset | undefined,
+  points: number,
+  perWorker = false,
+): Promise<void> {
+  const engine = await createOrtEngine(model, o.threads ? { threads: o.threads } : {});
+  try {
+    const cost = await probeCost(engine, theta, train, test, points, evaluateFromFlags(o));
+    console.log(formatCost(cost, { perWorker }));
+  } finally {
+    await engine.dispose();
+  }
+}
+
 async function runSurface(
-  o: Parameters<typeof taskFromFlags>[0] & { threads?: number; batchSize: number; flush: number },
+  o: EvaluateFlags & { threads?: number; flush: number },
   job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress" | "evaluate" | "flushSeconds"> & {
     model: Parameters<typeof createOrtEngine>[0];
   },
 ): Promise<void> {
   const engine = await createOrtEngine(job.model, o.threads ? { threads: o.threads } : {});
   const total = gridSize(job.grid);
-  const bar = startProgress("surface", total, { unit: "points" });
+  const evaluate = evaluateFromFlags(o);
   try {
+    console.log(
+      formatCost(
+        await probeCost(
+          engine,
+          job.theta,
+          job.train,
+          job.test,
+          pendingPoints(job.path, job.grid, job.shard),
+          evaluate,
+        ),
+      ),
+    );
+    const bar = startProgress("surface", total, { unit: "points" });
     const t0 = performance.now();
     let computed = 0;
     const s = await computeSurface({
       ...job,
       engine,
-      evaluate: { batchSize: o.batchSize, ...taskFromFlags(o) },
+      evaluate,
       flushSeconds: o.flush,
       onProgress: (done, todo) => {
         computed = done;
@@ -98,6 +162,12 @@ async function runSurface(
       },
     });
     bar.stop();
+    const capped = s.done.filter((v) => v === POINT.CAPPED).length;
+    const diverged = s.done.filter((v) => v === POINT.DIVERGED).length;
+    if (capped || diverged)
+      console.log(
+        `${diverged ? `${diverged} diverged point(s) (NaN/Inf, stopped at the first such batch)` : ""}${capped && diverged ? "; " : ""}${capped ? `${capped} point(s) above --loss-cap ${o.lossCap} (stored as lower bounds)` : ""}`,
+      );
     const secs = (performance.now() - t0) / 1000;
     console.log(
       `computed ${computed} points in ${secs.toFixed(1)} s (${(computed / Math.max(secs, 1e-9)).toFixed(2)} points/s) -> ${job.path}`,
@@ -174,7 +244,7 @@ export function registerLandscapeCommands(program: Command): void {
       );
     });
 
-  onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface")))))
+  costOptions(onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface"))))))
     .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
     .requiredOption("--x <min:max:num>", "coordinates along the first direction, e.g. -1:1:51")
     .option("--y <min:max:num>", "coordinates along the second direction (makes a 2D surface)")
@@ -202,6 +272,10 @@ export function registerLandscapeCommands(program: Command): void {
       const train = loadFromFlags(o, "train");
       const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
       const { model, params } = await openFromFlags(o, train);
+      // The queue's estimate is for one worker like this machine, printed before submitting.
+      if (o.plan || o.queue)
+        await printPlan(o, model, params, train, test, pendingPoints(o.out, grid, shard), Boolean(o.queue));
+      if (o.plan) return;
       const dims = grid.y ? 2 : 1;
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
       const {
@@ -241,9 +315,11 @@ export function registerLandscapeCommands(program: Command): void {
       } else await runSurface(o, job);
     });
 
-  onlyOption(
-    dataOptions(modelOptions(program.command("interpolate"))),
-    "interpolate only the parameters whose names match; the others stay the first model's",
+  costOptions(
+    onlyOption(
+      dataOptions(modelOptions(program.command("interpolate"))),
+      "interpolate only the parameters whose names match; the others stay the first model's",
+    ),
   )
     .description(
       "1D interpolation (1-a) theta_A + a theta_B between two models, BN statistics interpolated too",
@@ -276,6 +352,7 @@ export function registerLandscapeCommands(program: Command): void {
           throw new Error(`--to '${o.to}' has other parameters than --model '${o.model}'`);
         target = other.initial;
       } else target = loadParams(model, o.to);
+      if (o.plan) return printPlan(o, model, params, train, test, pendingPoints(o.out, grid));
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
       const { directions, meta: dirMeta } = directionsAt(
         dirFile,
@@ -343,7 +420,7 @@ export function registerLandscapeCommands(program: Command): void {
         shards,
       );
       writeSurface(o.out, merged);
-      const missing = merged.done.length - merged.done.reduce((a, b) => a + b, 0);
+      const missing = merged.done.filter((v) => v === POINT.NOT_COMPUTED).length;
       console.log(
         `merged ${shards.length} files into ${o.out}${missing ? `; ${missing} points are still missing (rerun the missing shards or resume on the merged file)` : ""}`,
       );

@@ -67,6 +67,7 @@ export interface QueuedSurfaceFlags extends Omit<ModelFlags, "initSeed">, DataFl
   loss: LossName;
   ignoreIndex?: number;
   classAxis?: "1" | "-1";
+  lossCap?: number;
   flush: number;
   queue?: string;
   queueName: string;
@@ -92,7 +93,12 @@ export async function runQueuedSurface(
     target,
     {
       ...job,
-      evaluate: { batchSize: o.batchSize, ...taskFromFlags(o), loss: o.loss },
+      evaluate: {
+        batchSize: o.batchSize,
+        ...taskFromFlags(o),
+        loss: o.loss,
+        ...(o.lossCap !== undefined ? { lossCap: o.lossCap } : {}),
+      },
       sources: {
         model: {
           spec: o.model,

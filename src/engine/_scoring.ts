@@ -120,28 +120,3 @@ export function gatherIndices(
   }
   return out;
 }
-
-/**
- * Adds the scored targets among [first, first + n) to `sums`: the loss is minus the gathered
- * log-probability, summed in float64; a target is correct when the arg-max class is its label.
- *
- * @example
- * addScored(logProb, argmax, data.labels, 0, 2048, -100, sums);
- */
-export function addScored(
-  logProb: Float32Array,
-  argmax: BigInt64Array,
-  labels: ArrayLike<number>,
-  first: number,
-  n: number,
-  ignoreIndex: number,
-  sums: TaskSums,
-): void {
-  for (let i = 0; i < n; i++) {
-    const label = labels[first + i] as number;
-    if (label === ignoreIndex) continue;
-    sums.loss -= logProb[i] as number;
-    sums.targets++;
-    if (Number(argmax[i]) === label) sums.correct++;
-  }
-}

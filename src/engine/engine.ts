@@ -12,6 +12,12 @@ export type { LossName, TaskOptions } from "./task.ts";
 export interface EvaluateOptions extends TaskOptions {
   /** Samples per forward pass (default 256). A model with a fixed batch size in its graph uses that one. */
   batchSize?: number;
+  /**
+   * Stop as soon as the loss summed so far proves the mean exceeds this (losses are non-negative,
+   * so partial sum / scored targets of the whole set is a lower bound); the result is then that
+   * bound, marked `stopped: "capped"`. Values below the cap are unchanged.
+   */
+  lossCap?: number;
   /** Called after each batch with the number of samples done so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -24,6 +30,18 @@ export interface Metrics {
   accuracy: number;
   /** Number of samples evaluated. */
   count: number;
+  /**
+   * Standard error of `loss` over the samples (sample standard deviation / sqrt(n) for one target
+   * per sample; the ratio estimator's for several). NaN for one sample, a model's own loss (one
+   * mean per batch), and points stopped early.
+   */
+  lossSe: number;
+  /**
+   * Why the point's value is not an exact mean: "diverged" (the loss is NaN or infinite; the
+   * evaluation stopped at the first batch that made it so, accuracy NaN), "capped" (`loss` is a
+   * lower bound above `lossCap`, accuracy NaN). Absent for an exact value.
+   */
+  stopped?: "diverged" | "capped";
 }
 
 /**

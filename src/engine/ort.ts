@@ -8,22 +8,18 @@ import * as ort from "onnxruntime-node";
 import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
 import { decodeModel } from "../onnx/proto.ts";
-import {
-  addScored,
-  canScoreInGraph,
-  defaultOpset,
-  gatherIndices,
-  type ScoringGraph,
-  scoringGraph,
-} from "./_scoring.ts";
+import { canScoreInGraph, defaultOpset, gatherIndices, type ScoringGraph, scoringGraph } from "./_scoring.ts";
 import { samplesTensor, targetsTensor } from "./_tensors.ts";
 import type { Engine, EvaluateOptions, Metrics } from "./engine.ts";
 import {
   accumulateTask,
+  addLogProbs,
   DEFAULT_IGNORE_INDEX,
+  emptySums,
   type OutputLayout,
   outputLayout,
-  type TaskSums,
+  scoredTargets,
+  standardError,
 } from "./task.ts";
 
 /** Options of the ONNX Runtime engine. */
@@ -248,9 +244,17 @@ class OrtEngine implements Engine {
   }
 
   async evaluate(params: Float32Array, data: Dataset, options: EvaluateOptions = {}): Promise<Metrics> {
+    if (options.lossCap !== undefined) {
+      if (!(typeof options.lossCap === "number" && options.lossCap >= 0))
+        throw new Error(`evaluate(): 'lossCap' must be a non-negative number, got ${options.lossCap}`);
+      if (this.model.loss)
+        throw new Error(
+          `evaluate(): 'lossCap' needs a loss that is never negative, and model '${this.model.name}' computes its own loss ('${this.model.loss.output}'), which may be`,
+        );
+    }
     checkParams(this.model, params, "evaluate()");
     this.checkData(data, "evaluate()");
-    const { onProgress, batchSize: _b, ...task } = options;
+    const { onProgress, batchSize: _b, lossCap: _c, ...task } = options;
     let batchSize = options.batchSize ?? 256;
     if (!Number.isInteger(batchSize) || batchSize < 1) {
       throw new Error(`evaluate(): 'batchSize' must be a positive integer, got ${batchSize}`);
@@ -281,19 +285,24 @@ class OrtEngine implements Engine {
       variant?.scoring && layout?.kind === "classes"
         ? { graph: variant.scoring, layout, ignoreIndex: task.ignoreIndex ?? DEFAULT_IGNORE_INDEX }
         : undefined;
-    const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+    const sums = emptySums();
     let ownLoss = 0;
+    // --loss-cap: losses are non-negative, so the running sum over the whole set's scored targets
+    // is a lower bound of the mean; a point stops once that bound passes the cap.
+    const { lossCap } = options;
+    const cap = lossCap === undefined ? undefined : lossCap * (own ? n : scoredTargets(data, 0, n, task));
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
       const r = await this.run(session, data, start, count, score);
       if (r.scored && score) {
         const per = score.layout.positions;
-        addScored(
+        addLogProbs(
           r.scored.logProb,
           r.scored.argmax,
           data.labels,
           start * per,
-          count * per,
+          count,
+          per,
           score.ignoreIndex,
           sums,
         );
@@ -304,15 +313,38 @@ class OrtEngine implements Engine {
       // The graph's loss is a mean over its batch: weighted by the batch's samples.
       if (r.loss !== undefined) ownLoss += r.loss * count;
       onProgress?.(start + count, n);
+      const running = own ? ownLoss : sums.loss;
+      // A non-finite running sum fixes the mean (NaN stays NaN; +Inf stays +Inf or turns NaN).
+      if (!Number.isFinite(running) && start + count < n)
+        return { loss: running, accuracy: Number.NaN, count: n, lossSe: Number.NaN, stopped: "diverged" };
+      if (cap !== undefined && running > cap && start + count < n)
+        return {
+          loss: running / (own ? n : scoredTargets(data, 0, n, task)),
+          accuracy: Number.NaN,
+          count: n,
+          lossSe: Number.NaN,
+          stopped: "capped",
+        };
     }
     if (own)
       return {
         loss: ownLoss / n,
         accuracy: own.logits && sums.targets > 0 ? sums.correct / sums.targets : Number.NaN,
         count: n,
+        // The graph gives one mean per batch, not per sample.
+        lossSe: Number.NaN,
       };
     // Means over every scored target (per token, per pixel, per value) for dense and regression targets.
-    return { loss: sums.loss / sums.targets, accuracy: sums.correct / sums.targets, count: n };
+    const loss = sums.loss / sums.targets;
+    const metrics: Metrics = {
+      loss,
+      accuracy: sums.correct / sums.targets,
+      count: n,
+      lossSe: standardError(sums),
+    };
+    if (!Number.isFinite(loss)) metrics.stopped = "diverged";
+    else if (lossCap !== undefined && loss > lossCap) metrics.stopped = "capped";
+    return metrics;
   }
 
   async logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array> {

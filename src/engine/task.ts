@@ -63,12 +63,59 @@ export type OutputLayout =
       readonly size: number;
     };
 
-/** Running sums over batches: total loss, correct predictions, scored targets. */
+/**
+ * Running sums over batches: total loss, correct predictions, scored targets, and the per-sample
+ * moments of the standard error (sample i adds loss s_i over c_i scored targets).
+ */
 export interface TaskSums {
   loss: number;
   correct: number;
   /** Targets scored: non-ignored class targets, or output values for regression. */
   targets: number;
+  /** Samples seen. */
+  samples: number;
+  /** Sum of s_i^2. */
+  lossSq: number;
+  /** Sum of s_i c_i. */
+  lossTargets: number;
+  /** Sum of c_i^2. */
+  targetsSq: number;
+}
+
+/**
+ * Sums with nothing added yet.
+ *
+ * @example
+ * const sums = emptySums();
+ */
+export function emptySums(): TaskSums {
+  return { loss: 0, correct: 0, targets: 0, samples: 0, lossSq: 0, lossTargets: 0, targetsSq: 0 };
+}
+
+/** Adds one sample's loss `s` over `c` scored targets to the moments of `sums` (not to its totals). */
+function addSample(sums: TaskSums, s: number, c: number): void {
+  sums.samples++;
+  sums.lossSq += s * s;
+  sums.lossTargets += s * c;
+  sums.targetsSq += c * c;
+}
+
+/**
+ * The standard error of the mean loss `sums.loss / sums.targets` over the samples: the sample
+ * standard deviation of the per-sample losses / sqrt(n) when every sample has one target; for
+ * several targets per sample (tokens, pixels), the ratio estimator's (delta method):
+ * sqrt(n / (n - 1) * sum_i (s_i - m c_i)^2) / sum_i c_i, with the samples (not the correlated
+ * targets within one) as the independent draws. NaN for fewer than two samples.
+ *
+ * @example
+ * standardError(sums); // 0.012
+ */
+export function standardError(sums: TaskSums): number {
+  const { samples: n, targets } = sums;
+  if (n < 2 || targets === 0) return Number.NaN;
+  const m = sums.loss / targets;
+  const spread = Math.max(0, sums.lossSq - 2 * m * sums.lossTargets + m * m * sums.targetsSq);
+  return Math.sqrt((n / (n - 1)) * spread) / targets;
 }
 
 /** Whether a dataset's targets are real values (regression) rather than class indices. */
@@ -154,7 +201,7 @@ export function outputLayout(
  * class targets outside [0, classes) other than the ignore index are an error naming the target.
  *
  * @example
- * const sums = { loss: 0, correct: 0, targets: 0 };
+ * const sums = emptySums();
  * accumulateTask(logits, layout, data.labels, 0, 128, {}, sums, data.name);
  * const mean = sums.loss / sums.targets;
  */
@@ -170,19 +217,26 @@ export function accumulateTask(
 ): void {
   const { loss = "cross-entropy", ignoreIndex = DEFAULT_IGNORE_INDEX } = task;
   if (layout.kind === "regression") {
-    const n = count * layout.size;
-    const t0 = firstSample * layout.size;
-    for (let i = 0; i < n; i++) {
-      const d = (out[i] as number) - (targets[t0 + i] as number);
-      sums.loss += d * d;
+    const { size } = layout;
+    for (let s = 0; s < count; s++) {
+      const t0 = (firstSample + s) * size;
+      let sq = 0;
+      for (let i = 0; i < size; i++) {
+        const d = (out[s * size + i] as number) - (targets[t0 + i] as number);
+        sq += d * d;
+      }
+      sums.loss += sq;
+      addSample(sums, sq, size);
     }
-    sums.targets += n;
+    sums.targets += count * size;
     sums.correct = Number.NaN;
     return;
   }
   const { classes, positions, classStride, positionStride } = layout;
   const per = classes * positions;
   for (let s = 0; s < count; s++) {
+    let sampleLoss = 0;
+    let sampleTargets = 0;
     for (let p = 0; p < positions; p++) {
       const at = (firstSample + s) * positions + p;
       const label = targets[at] as number;
@@ -200,12 +254,12 @@ export function accumulateTask(
         }
       }
       if (arg === label) sums.correct++;
-      sums.targets++;
+      sampleTargets++;
       let z = 0;
       for (let k = 0; k < classes; k++) z += Math.exp((out[base + k * classStride] as number) - max);
       switch (loss) {
         case "cross-entropy":
-          sums.loss += Math.log(z) + max - (out[base + label * classStride] as number);
+          sampleLoss += Math.log(z) + max - (out[base + label * classStride] as number);
           break;
         case "mse-onehot": {
           let sq = 0;
@@ -213,7 +267,7 @@ export function accumulateTask(
             const q = Math.exp((out[base + k * classStride] as number) - max) / z - (k === label ? 1 : 0);
             sq += q * q;
           }
-          sums.loss += sq / classes;
+          sampleLoss += sq / classes;
           break;
         }
         case "mse":
@@ -222,6 +276,44 @@ export function accumulateTask(
           loss satisfies never;
       }
     }
+    sums.loss += sampleLoss;
+    sums.targets += sampleTargets;
+    addSample(sums, sampleLoss, sampleTargets);
+  }
+}
+
+/**
+ * Adds the log-probabilities of the targets' classes, as the graph gathered them (`logProb[i]`
+ * for target first + i), and the arg-max classes to `sums`, `positions` targets per sample:
+ * cross-entropy is minus the log-probability; ignored targets are skipped.
+ *
+ * @example
+ * addLogProbs(logProb, argmax, data.labels, 0, 32, 64, -100, sums);
+ */
+export function addLogProbs(
+  logProb: Float32Array,
+  argmax: BigInt64Array,
+  labels: ArrayLike<number>,
+  first: number,
+  samples: number,
+  positions: number,
+  ignoreIndex: number,
+  sums: TaskSums,
+): void {
+  for (let s = 0; s < samples; s++) {
+    let sampleLoss = 0;
+    let sampleTargets = 0;
+    for (let p = 0; p < positions; p++) {
+      const i = s * positions + p;
+      const label = labels[first + i] as number;
+      if (label === ignoreIndex) continue;
+      sampleLoss -= logProb[i] as number;
+      sampleTargets++;
+      if (Number(argmax[i]) === label) sums.correct++;
+    }
+    sums.loss += sampleLoss;
+    sums.targets += sampleTargets;
+    addSample(sums, sampleLoss, sampleTargets);
   }
 }
 

@@ -14,13 +14,22 @@
 // the reference). A computed point whose value is NaN (a diverged evaluation)
 // is written as NaN and marked done in `losscape_status`, so the two never mix.
 // Reference files carry no status: there a point is done where train_loss != -1.
+// The status also says how a value was obtained (quantities.ts POINT): exact,
+// diverged (stopped at the first non-finite batch), capped (a lower bound above
+// --loss-cap) or interpolated (--refine).
 
 import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "./atomic.ts";
 import { decodeH5, encodeH5, type H5Attrs, type H5Node, type H5Reader } from "./h5.ts";
-import { SURFACE_QUANTITIES, type SurfaceQuantity } from "./quantities.ts";
+import {
+  POINT,
+  POINT_NAMES,
+  type PointStatus,
+  SURFACE_QUANTITIES,
+  type SurfaceQuantity,
+} from "./quantities.ts";
 
-export { SURFACE_QUANTITIES, type SurfaceQuantity };
+export { POINT, POINT_NAMES, type PointStatus, SURFACE_QUANTITIES, type SurfaceQuantity };
 
 /**
  * A sampled loss surface. For a 2D surface every array has nx*ny entries and
@@ -36,7 +45,7 @@ export interface Surface {
   y: Float64Array | null;
   /** Values per quantity, flat, NaN where not computed (and where a computed point diverged). */
   values: Partial<Record<SurfaceQuantity, Float64Array>>;
-  /** Per point: 1 computed, 0 not yet. */
+  /** Per point: its status (POINT): 0 not computed yet, 1 computed, 2 diverged, 3 capped, 4 interpolated. */
   done: Uint8Array;
   /** Path of the direction file (`dir_file`). */
   dirFile: string;
@@ -129,9 +138,9 @@ export function parseSurface(bytes: Uint8Array, { file }: ParseSurfaceOptions = 
       const status = gridArray(r, STATUS, grid);
       for (let k = 0; k < count; k++) {
         const s = status[k]!;
-        if (s !== 0 && s !== 1) {
+        if (!(Number.isInteger(s) && s >= 0 && s < POINT_NAMES.length)) {
           throw r.error(
-            `dataset '${STATUS}' holds ${s} at flat index ${k}, expected 0 (not computed) or 1 (done)`,
+            `dataset '${STATUS}' holds ${s} at flat index ${k}, expected ${POINT_NAMES.map((n, c) => `${c} (${n})`).join(", ")}`,
           );
         }
         done[k] = s;
@@ -191,8 +200,11 @@ function checkSurface(s: Surface, where: string): void {
   if (s.done.length !== count) {
     throw new Error(`${where}: 'done' has ${s.done.length} entries but the ${grid} grid has ${count} points`);
   }
-  const bad = s.done.findIndex((v) => v !== 0 && v !== 1);
-  if (bad >= 0) throw new Error(`${where}: 'done[${bad}]' is ${s.done[bad]}, expected 0 or 1`);
+  const bad = s.done.findIndex((v) => v >= POINT_NAMES.length);
+  if (bad >= 0)
+    throw new Error(
+      `${where}: 'done[${bad}]' is ${s.done[bad]}, expected a point status 0..${POINT_NAMES.length - 1}`,
+    );
   for (const [q, data] of Object.entries(s.values)) {
     if (!(SURFACE_QUANTITIES as readonly string[]).includes(q)) {
       throw new Error(`${where}: unknown quantity '${q}', expected one of ${SURFACE_QUANTITIES.join(", ")}`);
@@ -226,7 +238,7 @@ export function serializeSurface(s: Surface): Uint8Array {
     const data = s.values[q];
     if (data === undefined) continue;
     // -1 only where not computed; computed points keep their value, NaN included.
-    const stored = data.map((v, k) => (s.done[k] === 1 ? v : -1));
+    const stored = data.map((v, k) => (s.done[k] !== POINT.NOT_COMPUTED ? v : -1));
     children[q] = { kind: "dataset", data: stored, shape: grid };
   }
   children[STATUS] = { kind: "dataset", data: Uint8Array.from(s.done), shape: grid };

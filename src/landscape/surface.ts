@@ -7,10 +7,12 @@ import { existsSync } from "node:fs";
 import { type Grid, gridSize, inShard, pointCoords, type Shard } from "../core/grid.ts";
 import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
-import type { Engine, EvaluateOptions } from "../engine/engine.ts";
+import type { Engine, EvaluateOptions, Metrics } from "../engine/engine.ts";
 import { type TaskOptions, taskIdentity } from "../engine/task.ts";
 import {
   emptySurface,
+  POINT,
+  type PointStatus,
   readSurface,
   type Surface,
   type SurfaceQuantity,
@@ -41,7 +43,7 @@ export interface SurfaceJob {
   /** Compute only this shard's points. */
   shard?: Shard;
   /** Batch size and task (loss, ignore index, class axis) of each evaluation. */
-  evaluate?: Pick<EvaluateOptions, "batchSize" | keyof TaskOptions>;
+  evaluate?: Pick<EvaluateOptions, "batchSize" | "lossCap" | keyof TaskOptions>;
   /** Seconds between flushes of finished points to the file (default 10). */
   flushSeconds?: number;
   /** Called after every point with the number done (of this shard) and the total to do. */
@@ -75,8 +77,56 @@ export function jobIdentity(job: SurfaceJob): Record<(typeof IDENTITY_KEYS)[numb
   };
 }
 
+/**
+ * The quantities of a loss surface: loss, accuracy and the loss's standard error on the training
+ * set, and on the test set when there is one.
+ *
+ * @example
+ * lossQuantities(false); // ["train_loss", "train_acc", "train_loss_se"]
+ */
+export function lossQuantities(test: boolean): SurfaceQuantity[] {
+  const train: SurfaceQuantity[] = ["train_loss", "train_acc", "train_loss_se"];
+  return test ? [...train, "test_loss", "test_acc", "test_loss_se"] : train;
+}
+
 function quantitiesOf(job: SurfaceJob): SurfaceQuantity[] {
-  return job.test ? ["train_loss", "train_acc", "test_loss", "test_acc"] : ["train_loss", "train_acc"];
+  return lossQuantities(job.test !== undefined);
+}
+
+/** The point's status from its evaluations: diverged over capped over computed. */
+function statusOf(...metrics: Metrics[]): PointStatus {
+  if (metrics.some((m) => m.stopped === "diverged")) return POINT.DIVERGED;
+  if (metrics.some((m) => m.stopped === "capped")) return POINT.CAPPED;
+  return POINT.COMPUTED;
+}
+
+/**
+ * Evaluates one point (`params`) on the training set and the test set when given: the values a
+ * surface stores there and its status. Shared by computeSurface and the queue's workers, so both
+ * store the same bits.
+ *
+ * @example
+ * const { values, status } = await evaluatePoint(engine, params, train, test, { batchSize: 128 });
+ */
+export async function evaluatePoint(
+  engine: Engine,
+  params: Float32Array,
+  train: Dataset,
+  test: Dataset | undefined,
+  evaluate: SurfaceJob["evaluate"],
+): Promise<{ values: Partial<Record<SurfaceQuantity, number>>; status: PointStatus }> {
+  const a = await engine.evaluate(params, train, evaluate);
+  const values: Partial<Record<SurfaceQuantity, number>> = {
+    train_loss: a.loss,
+    train_acc: 100 * a.accuracy,
+    train_loss_se: a.lossSe,
+  };
+  if (!test) return { values, status: statusOf(a) };
+  const b = await engine.evaluate(params, test, evaluate);
+  values.test_loss = b.loss;
+  values.test_acc = 100 * b.accuracy;
+  values.test_loss_se = b.lossSe;
+  return { values, status: statusOf(a, b) };
 }
 
 function sameArray(a: Float64Array | null, b: Float64Array | null): boolean {
@@ -108,7 +158,8 @@ export function resumeProblems(existing: Surface, grid: Grid, expected: Record<s
 
 /**
  * Refuses to resume the surface file `existing` (at `path`) with inputs that differ, naming every difference:
- * identity fields, grid, quantities. Shared by single-process, sharded and queued surfaces.
+ * identity fields, grid, quantities. Shared by single-process, sharded and queued surfaces. A file
+ * without the standard-error quantities (older losscape) is given them, NaN where computed.
  *
  * @example
  * checkResume("surf.h5", readSurface("surf.h5"), grid, ["train_loss", "train_acc"], identity);
@@ -121,12 +172,40 @@ export function checkResume(
   identity: Record<string, string>,
 ): void {
   const problems = resumeProblems(existing, grid, identity);
-  for (const q of quantities) if (!existing.values[q]) problems.push(`the file has no '${q}'`);
+  for (const q of quantities) {
+    if (existing.values[q]) continue;
+    // Files from before standard errors gain them: NaN at the points computed then.
+    if (q.endsWith("_se")) existing.values[q] = new Float64Array(existing.done.length).fill(Number.NaN);
+    else problems.push(`the file has no '${q}'`);
+  }
   if (problems.length) {
     throw new Error(
       `cannot resume '${path}': it was computed from other inputs (${problems.join("; ")}). Use another output file, or delete this one to start over.`,
     );
   }
+}
+
+/**
+ * Makes the capped points of a resumed surface computable again when the loss cap differs from the
+ * one they were stopped at (`loss_cap` in the metadata; "none" without a cap): a bound above the old
+ * cap says nothing about the mean under the new one. Exact values are kept. Returns how many points
+ * were reopened.
+ *
+ * @example
+ * reopenCapped(surface, 10); // 0 when the file was made with --loss-cap 10
+ */
+export function reopenCapped(surface: Surface, lossCap: number | undefined): number {
+  const now = lossCap === undefined ? "none" : String(lossCap);
+  if ((surface.meta["loss_cap"] ?? "none") === now) return 0;
+  surface.meta["loss_cap"] = now;
+  let reopened = 0;
+  for (let k = 0; k < surface.done.length; k++) {
+    if (surface.done[k] !== POINT.CAPPED) continue;
+    surface.done[k] = POINT.NOT_COMPUTED;
+    for (const a of Object.values(surface.values)) a[k] = Number.NaN;
+    reopened++;
+  }
+  return reopened;
 }
 
 /**
@@ -152,8 +231,13 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
   if (existsSync(job.path)) {
     surface = readSurface(job.path);
     checkResume(job.path, surface, job.grid, quantitiesOf(job), identity);
+    reopenCapped(surface, job.evaluate?.lossCap);
   } else {
-    surface = emptySurface(grid.x, grid.y, quantitiesOf(job), job.dirFile, { ...job.meta, ...identity });
+    surface = emptySurface(grid.x, grid.y, quantitiesOf(job), job.dirFile, {
+      ...job.meta,
+      ...identity,
+      loss_cap: job.evaluate?.lossCap === undefined ? "none" : String(job.evaluate.lossCap),
+    });
     writeSurface(job.path, surface);
   }
   const todo: number[] = [];
@@ -165,15 +249,9 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
   const v = surface.values;
   for (const [n, k] of todo.entries()) {
     combine(theta, directions, pointCoords(grid, k), params);
-    const train = await job.engine.evaluate(params, job.train, job.evaluate);
-    v.train_loss![k] = train.loss;
-    v.train_acc![k] = 100 * train.accuracy;
-    if (job.test) {
-      const test = await job.engine.evaluate(params, job.test, job.evaluate);
-      v.test_loss![k] = test.loss;
-      v.test_acc![k] = 100 * test.accuracy;
-    }
-    surface.done[k] = 1;
+    const point = await evaluatePoint(job.engine, params, job.train, job.test, job.evaluate);
+    for (const [q, value] of Object.entries(point.values)) v[q as SurfaceQuantity]![k] = value;
+    surface.done[k] = point.status;
     dirty = true;
     job.onProgress?.(n + 1, todo.length);
     if (performance.now() - lastFlush >= flushMs) {
@@ -230,7 +308,7 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
         );
       }
       owner[k] = p;
-      out.done[k] = 1;
+      out.done[k] = s.done[k]!;
       for (const [q, a] of Object.entries(s.values)) out.values[q as SurfaceQuantity]![k] = a[k]!;
     }
   });

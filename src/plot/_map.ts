@@ -24,10 +24,18 @@ import {
 import { type ColormapName, type ColormapRole, colormap, type RGB, resolveColormap } from "./colormap.ts";
 import type { Field2D, FigureOptions, LevelOptions } from "./options.ts";
 
-/** Point status: finite, diverged (non-finite but computed), or not computed. */
+/**
+ * Point status: finite, diverged (non-finite but computed), not computed, or capped (the loss is
+ * known only to exceed --loss-cap: drawn as its own region, left out of contours and color range).
+ */
 export const FINITE = 0;
 export const DIVERGED = 1;
 export const NOT_COMPUTED = 2;
+export const CAPPED = 3;
+/** Fill of capped regions. */
+export const CAPPED_FILL = "#f3e3c3";
+/** The surface file's status code of a capped point (formats/quantities.ts POINT.CAPPED). */
+const FILE_CAPPED = 3;
 
 /** A validated field with values clipped at zmax and each point's status. */
 export interface Prepared {
@@ -87,7 +95,10 @@ export function prepareField(where: string, field: Field2D, zmax?: number): Prep
   let minPositive = Infinity;
   for (let k = 0; k < nx * ny; k++) {
     let v = field.values[k]!;
-    if (Number.isFinite(v)) {
+    if (field.done?.[k] === FILE_CAPPED) {
+      status[k] = CAPPED;
+      v = Number.NaN; // only a bound: no contour runs through it
+    } else if (Number.isFinite(v)) {
       if (zmax !== undefined && v > zmax) v = zmax;
       min = Math.min(min, v);
       max = Math.max(max, v);
@@ -251,8 +262,8 @@ export function missingShapes(
   p: Prepared,
   L: MapLayout,
   mode: "points" | "cells",
-): { svg: string; diverged: boolean; notComputed: boolean } {
-  const rects: Record<number, string[]> = { [DIVERGED]: [], [NOT_COMPUTED]: [] };
+): { svg: string; diverged: boolean; notComputed: boolean; capped: boolean } {
+  const rects: Record<number, string[]> = { [DIVERGED]: [], [NOT_COMPUTED]: [], [CAPPED]: [] };
   const add = (kind: number, gi0: number, gj0: number, gi1: number, gj1: number) => {
     const [x0, y0] = L.px(gi0, gj0);
     const [x1, y1] = L.px(gi1, gj1);
@@ -281,7 +292,13 @@ export function missingShapes(
           (k) => p.status[k]!,
         );
         if (corners.every((s) => s === FINITE)) continue;
-        add(corners.includes(DIVERGED) ? DIVERGED : NOT_COMPUTED, i, j, i + 1, j + 1);
+        add(
+          corners.includes(DIVERGED) ? DIVERGED : corners.includes(CAPPED) ? CAPPED : NOT_COMPUTED,
+          i,
+          j,
+          i + 1,
+          j + 1,
+        );
       }
     }
   }
@@ -293,6 +310,11 @@ export function missingShapes(
         { class: "not-computed", fill: NOT_COMPUTED_FILL, "shape-rendering": "crispEdges" },
         rects[NOT_COMPUTED]!,
       ),
+    );
+  }
+  if (rects[CAPPED]!.length > 0) {
+    groups.push(
+      el("g", { class: "capped", fill: CAPPED_FILL, "shape-rendering": "crispEdges" }, rects[CAPPED]!),
     );
   }
   if (rects[DIVERGED]!.length > 0) {
@@ -308,12 +330,15 @@ export function missingShapes(
     svg: groups.join("\n"),
     diverged: rects[DIVERGED]!.length > 0,
     notComputed: rects[NOT_COMPUTED]!.length > 0,
+    capped: rects[CAPPED]!.length > 0,
   };
 }
 
 /** Legend items for the kinds of missing data present. */
-export function missingItems(m: { diverged: boolean; notComputed: boolean }): LegendItem[] {
+export function missingItems(m: { diverged: boolean; notComputed: boolean; capped?: boolean }): LegendItem[] {
   const items: LegendItem[] = [];
+  if (m.capped)
+    items.push({ label: "above the loss cap (lower bound only)", swatch: "box", color: CAPPED_FILL });
   if (m.diverged) items.push({ label: "diverged (NaN/Inf)", swatch: "hatch" });
   if (m.notComputed) items.push({ label: "not computed", swatch: "box", color: NOT_COMPUTED_FILL });
   return items;

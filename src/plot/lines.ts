@@ -175,7 +175,7 @@ export function lineFigure(series: readonly LineSeries[], options: LineFigureOpt
   }
   items.push(...(options.legendExtra ?? []));
   const anyDiverged = series.some((s) =>
-    Array.from(s.y).some((v, k) => !Number.isFinite(v) && (s.done === undefined || s.done[k] === 1)),
+    Array.from(s.y).some((v, k) => !Number.isFinite(v) && (s.done === undefined || s.done[k] !== 0)),
   );
   if (anyDiverged) items.push({ label: "diverged (NaN/Inf)", swatch: "cross", color: "#555" });
 
@@ -205,7 +205,7 @@ export function lineFigure(series: readonly LineSeries[], options: LineFigureOpt
       else {
         if (runs[runs.length - 1]!.length > 0) runs.push([]);
         const v = s.y[k]!;
-        if (Number.isFinite(px) && !Number.isFinite(v) && (s.done === undefined || s.done[k] === 1)) {
+        if (Number.isFinite(px) && !Number.isFinite(v) && (s.done === undefined || s.done[k] !== 0)) {
           const y = plot.y + 6;
           marks.push(
             el("path", {
@@ -305,6 +305,8 @@ const IS_LOSS: Record<SurfaceQuantity, boolean> = {
   test_loss: true,
   train_acc: false,
   test_acc: false,
+  train_loss_se: true,
+  test_loss_se: true,
   max_eig: true,
   min_eig: true,
 };
@@ -314,6 +316,8 @@ const NAMES: Record<SurfaceQuantity, string> = {
   test_loss: "test loss",
   train_acc: "train accuracy",
   test_acc: "test accuracy",
+  train_loss_se: "train loss SE",
+  test_loss_se: "test loss SE",
   max_eig: "λmax",
   min_eig: "λmin",
 };
@@ -415,6 +419,8 @@ export function overlayFigure(curves: readonly Curve1D[], options: Curve1DOption
     test_loss: DASHED,
     train_acc: DASH_DOT,
     test_acc: DOTTED,
+    train_loss_se: DOTTED,
+    test_loss_se: DOTTED,
     max_eig: undefined,
     min_eig: DASHED,
   };

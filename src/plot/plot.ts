@@ -59,6 +59,10 @@ export function quantityLabel(q: SurfaceQuantity): string {
       return "train accuracy (%)";
     case "test_acc":
       return "test accuracy (%)";
+    case "train_loss_se":
+      return "train loss standard error";
+    case "test_loss_se":
+      return "test loss standard error";
     case "max_eig":
       return "λmax";
     case "min_eig":

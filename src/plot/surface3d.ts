@@ -6,12 +6,15 @@
 
 import { ticks as niceTicks } from "../core/levels.ts";
 import {
+  CAPPED,
+  CAPPED_FILL,
   colorRange,
   colorsFor,
   DIVERGED,
   FINITE,
   hasMissing,
   missingItems,
+  NOT_COMPUTED,
   normalizer,
   prepareField,
 } from "./_map.ts";
@@ -199,14 +202,14 @@ export function surface3dFigure(field: Field2D, options: Surface3DOptions = {}):
   }
 
   // Footprints of missing cells on the floor.
-  const holes: Record<number, string[]> = { [DIVERGED]: [], 2: [] };
+  const holes: Record<number, string[]> = { [DIVERGED]: [], [NOT_COMPUTED]: [], [CAPPED]: [] };
   const quads: { depth: number; svg: string }[] = [];
   for (let i = 0; i + 1 < nx; i++) {
     for (let j = 0; j + 1 < ny; j++) {
       const ids = [i * ny + j, (i + 1) * ny + j, (i + 1) * ny + j + 1, i * ny + j + 1];
       const status = ids.map((q) => p.status[q]!);
       if (status.some((s) => s !== FINITE)) {
-        const kind = status.includes(DIVERGED) ? DIVERGED : 2;
+        const kind = status.includes(DIVERGED) ? DIVERGED : status.includes(CAPPED) ? CAPPED : NOT_COMPUTED;
         const foot: V3[] = [
           [wx(p.x[i]!), wy(p.y[j]!), zFloor],
           [wx(p.x[i + 1]!), wy(p.y[j]!), zFloor],
@@ -237,8 +240,12 @@ export function surface3dFigure(field: Field2D, options: Surface3DOptions = {}):
   }
   quads.sort((a, b) => a.depth - b.depth);
   const holeGroups: string[] = [];
-  if (holes[2]!.length > 0)
-    holeGroups.push(el("path", { class: "not-computed", d: holes[2]!.join(""), fill: NOT_COMPUTED_FILL }));
+  if (holes[NOT_COMPUTED]!.length > 0)
+    holeGroups.push(
+      el("path", { class: "not-computed", d: holes[NOT_COMPUTED]!.join(""), fill: NOT_COMPUTED_FILL }),
+    );
+  if (holes[CAPPED]!.length > 0)
+    holeGroups.push(el("path", { class: "capped", d: holes[CAPPED]!.join(""), fill: CAPPED_FILL }));
   if (holes[DIVERGED]!.length > 0) {
     holeGroups.push(
       el("path", { class: "diverged", d: holes[DIVERGED]!.join(""), fill: `url(#${prefix}-hatch)` }),
@@ -365,6 +372,7 @@ export function surface3dFigure(field: Field2D, options: Surface3DOptions = {}):
 function missingItemsFor(p: { status: Uint8Array }) {
   return missingItems({
     diverged: p.status.some((s) => s === DIVERGED),
-    notComputed: p.status.some((s) => s !== FINITE && s !== DIVERGED),
+    notComputed: p.status.some((s) => s === NOT_COMPUTED),
+    capped: p.status.some((s) => s === CAPPED),
   });
 }

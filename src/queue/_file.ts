@@ -11,12 +11,13 @@ import {
   type SurfaceQuantity,
   writeSurface,
 } from "../formats/surface-file.ts";
-import { checkResume } from "../landscape/surface.ts";
+import { checkResume, reopenCapped } from "../landscape/surface.ts";
 import type { SurfaceIdentity } from "./plan.ts";
 
 /**
  * Creates the surface file with `meta`, or resumes it after checking it holds the same surface (keeping its
- * metadata). `queueMeta` is set in both cases: it changes when a surface is resubmitted. Written atomically.
+ * metadata). `queueMeta` is set in both cases: it changes when a surface is resubmitted. Capped points of
+ * another `lossCap` are reopened (reopenCapped). Written atomically.
  */
 export function openSurfaceFile(
   path: string,
@@ -26,14 +27,21 @@ export function openSurfaceFile(
   identity: SurfaceIdentity,
   meta: Record<string, string>,
   queueMeta: Record<string, string>,
+  lossCap?: number,
 ): Surface {
   let surface: Surface;
   if (existsSync(path)) {
     surface = readSurface(path);
     checkResume(path, surface, grid, quantities, identity);
+    reopenCapped(surface, lossCap);
     surface.meta = { ...surface.meta, ...queueMeta };
   } else {
-    surface = emptySurface(grid.x, grid.y, quantities, dirFile, { ...meta, ...identity, ...queueMeta });
+    surface = emptySurface(grid.x, grid.y, quantities, dirFile, {
+      ...meta,
+      ...identity,
+      loss_cap: lossCap === undefined ? "none" : String(lossCap),
+      ...queueMeta,
+    });
   }
   writeSurface(path, surface);
   return surface;

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { gridSize, inShard, parseShard, type Shard } from "../core/grid.ts";
-import { readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
+import { POINT, POINT_NAMES, readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
 import {
   checkQueueName,
   connectRedis,
@@ -141,7 +141,7 @@ export async function collectSurface(
   const mine: number[] = [];
   for (let k = 0; k < size; k++) if (inShard(k, shard)) mine.push(k);
   const total = mine.length;
-  let done = mine.reduce((a, k) => a + surface.done[k]!, 0);
+  let done = mine.filter((k) => surface.done[k] !== POINT.NOT_COMPUTED).length;
   const resumed = done;
   const quantities = planQuantities(plan);
   for (const q of quantities)
@@ -216,6 +216,7 @@ export async function collectSurface(
           const where = `result ${entryId} of plan ${id} (job ${f.job ?? "?"}, worker ${f.worker ?? "?"})`;
           let points: number[];
           let values: ReturnType<typeof decodeValues>;
+          let status: number[];
           try {
             points = JSON.parse(f.points ?? "") as number[];
             if (!Array.isArray(points) || !points.every((k) => Number.isInteger(k) && k >= 0 && k < size))
@@ -227,6 +228,15 @@ export async function collectSurface(
             );
             const absent = quantities.filter((q) => !values[q]);
             if (absent.length) throw new Error(`no ${absent.join(", ")}`);
+            // Results of workers from before point statuses carry none: computed.
+            status =
+              f.status === undefined ? points.map(() => POINT.COMPUTED) : (JSON.parse(f.status) as number[]);
+            if (
+              !Array.isArray(status) ||
+              status.length !== points.length ||
+              !status.every((c) => Number.isInteger(c) && c >= POINT.COMPUTED && c < POINT_NAMES.length)
+            )
+              throw new Error(`status must hold one point status (1..${POINT_NAMES.length - 1}) per point`);
           } catch (e) {
             // A malformed entry (another losscape version?) must not stop the surface; its chunk is requeued later.
             log(`ignoring ${where}: ${(e as Error).message}`);
@@ -239,7 +249,7 @@ export async function collectSurface(
               return;
             }
             for (const q of quantities) surface.values[q]![k] = values[q]![i]!;
-            surface.done[k] = 1;
+            surface.done[k] = status[i]!;
             done++;
             received++;
             dirty = true;

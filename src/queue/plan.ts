@@ -9,7 +9,7 @@ import type { SubsetSpec } from "../data/transform.ts";
 import { LOSS_NAMES, type LossName, type TaskOptions, taskIdentity } from "../engine/task.ts";
 import type { SurfaceQuantity } from "../formats/surface-file.ts";
 import { dataHash, directionsHash, hashOf, modelHash } from "../landscape/identity.ts";
-import type { IDENTITY_KEYS } from "../landscape/surface.ts";
+import { type IDENTITY_KEYS, lossQuantities } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 
 /** Version of the plan record; workers refuse plans of another version. */
@@ -84,7 +84,7 @@ export interface SurfacePlan {
   /** Grid coordinates; point k is (x[k / ny], y[k % ny]) as in `pointCoords`. */
   grid: { x: number[]; y: number[] | null };
   /** Batch size and task (loss, ignore index, class axis) of every evaluation. */
-  evaluate: { batchSize: number; loss: LossName } & TaskOptions;
+  evaluate: { batchSize: number; loss: LossName; lossCap?: number } & TaskOptions;
   /** What workers must reproduce from the sources before computing anything. */
   identity: SurfaceIdentity;
 }
@@ -147,10 +147,10 @@ export function planId(plan: SurfacePlan): string {
  * The quantities a plan computes, in file order.
  *
  * @example
- * planQuantities({ data: { spec: "fashion-mnist", seed: 0, test: true } }); // ["train_loss", "train_acc", "test_loss", "test_acc"]
+ * planQuantities({ data: { spec: "fashion-mnist", seed: 0, test: true } }); // ["train_loss", "train_acc", "train_loss_se", "test_loss", "test_acc", "test_loss_se"]
  */
 export function planQuantities(plan: Pick<SurfacePlan, "data">): SurfaceQuantity[] {
-  return plan.data.test ? ["train_loss", "train_acc", "test_loss", "test_acc"] : ["train_loss", "train_acc"];
+  return lossQuantities(plan.data.test);
 }
 
 function fail(where: string, what: string): never {
@@ -204,11 +204,12 @@ export function parsePlan(text: string, where: string): SurfacePlan {
     !Number.isInteger(evaluate.batchSize) ||
     !(LOSS_NAMES as readonly unknown[]).includes(evaluate.loss) ||
     (evaluate.ignoreIndex !== undefined && !Number.isInteger(evaluate.ignoreIndex)) ||
-    (evaluate.classAxis !== undefined && evaluate.classAxis !== 1 && evaluate.classAxis !== -1)
+    (evaluate.classAxis !== undefined && evaluate.classAxis !== 1 && evaluate.classAxis !== -1) ||
+    (evaluate.lossCap !== undefined && !(typeof evaluate.lossCap === "number" && evaluate.lossCap >= 0))
   )
     fail(
       where,
-      `'evaluate' must have an integer batchSize, loss ${LOSS_NAMES.join(", ")}, an integer ignoreIndex and classAxis 1 or -1 when given`,
+      `'evaluate' must have an integer batchSize, loss ${LOSS_NAMES.join(", ")}, an integer ignoreIndex, classAxis 1 or -1 and a non-negative lossCap when given`,
     );
   if (data.read !== undefined && !isObject(data.read)) fail(where, "'data.read' must be an object");
   if (!isObject(identity) || !Object.values(identity).every((x) => typeof x === "string"))

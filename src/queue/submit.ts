@@ -37,7 +37,7 @@ export interface QueuedSurfaceJob
   /** The model (to hash its graph; workers open their own copy from `sources.model` and read `dirFile`). */
   model: Model;
   /** Batch size and loss of each evaluation (workers use the same). */
-  evaluate: { batchSize: number; loss: LossName } & TaskOptions;
+  evaluate: { batchSize: number; loss: LossName; lossCap?: number } & TaskOptions;
   /** Where workers open the model and the data; relative paths are made absolute here. */
   sources: { model: ModelSource; data: Omit<DataSource, "test"> };
 }
@@ -181,6 +181,7 @@ export async function submitSurface(
         queue_name: name,
         queue_url: c.display,
       },
+      plan.evaluate.lossCap,
     );
     const todo: number[] = [];
     for (let k = 0; k < gridSize(job.grid); k++) if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);

@@ -15,6 +15,7 @@ import type { Engine } from "../engine/engine.ts";
 import { createOrtEngine } from "../engine/ort.ts";
 import type { SurfaceQuantity } from "../formats/surface-file.ts";
 import { loadDirections } from "../landscape/plan.ts";
+import { evaluatePoint } from "../landscape/surface.ts";
 import { openModel } from "../model/open.ts";
 import {
   addResult,
@@ -153,26 +154,22 @@ async function openPlan(
   }
 }
 
-/** Loss and accuracy at each point, exactly as computeSurface computes and stores them. */
+/** The values and status of each point, exactly as computeSurface computes and stores them. */
 async function evaluatePoints(
   l: Loaded,
   points: readonly number[],
-): Promise<Partial<Record<SurfaceQuantity, number[]>>> {
+): Promise<{ values: Partial<Record<SurfaceQuantity, number[]>>; status: number[] }> {
   const params = new Float32Array(l.theta.length);
-  const out: Partial<Record<SurfaceQuantity, number[]>> = {};
-  for (const q of planQuantities(l.plan)) out[q] = [];
+  const values: Partial<Record<SurfaceQuantity, number[]>> = {};
+  const status: number[] = [];
+  for (const q of planQuantities(l.plan)) values[q] = [];
   for (const k of points) {
     combine(l.theta, l.directions, pointCoords(l.grid, k), params);
-    const train = await l.engine.evaluate(params, l.train, l.plan.evaluate);
-    out.train_loss!.push(train.loss);
-    out.train_acc!.push(100 * train.accuracy);
-    if (l.test) {
-      const test = await l.engine.evaluate(params, l.test, l.plan.evaluate);
-      out.test_loss!.push(test.loss);
-      out.test_acc!.push(100 * test.accuracy);
-    }
+    const point = await evaluatePoint(l.engine, params, l.train, l.test, l.plan.evaluate);
+    for (const q of planQuantities(l.plan)) values[q]!.push(point.values[q] ?? Number.NaN);
+    status.push(point.status);
   }
-  return out;
+  return { values, status };
 }
 
 /**
@@ -255,12 +252,13 @@ export async function startSurfaceWorker(
     if (bad !== undefined)
       throw new Refusal(`job ${jobId}: point ${bad} is outside plan ${id}'s ${size}-point grid`);
     const t1 = performance.now();
-    const values = await evaluatePoints(loaded, todo);
+    const { values, status } = await evaluatePoints(loaded, todo);
     const added = await addResult(client, planKeys(target, id), {
       job: jobId,
       worker: workerName,
       points: JSON.stringify(todo),
       values: JSON.stringify(encodeValues(values)),
+      status: JSON.stringify(status),
       seconds: String((performance.now() - t1) / 1000),
     });
     const secs = (performance.now() - t0) / 1000;

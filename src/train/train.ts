@@ -19,6 +19,7 @@ import type { Metrics } from "../engine/engine.ts";
 import { createOrtEngine } from "../engine/ort.ts";
 import {
   accumulateTask,
+  emptySums,
   isRegression,
   outputLayout,
   type TaskOptions,
@@ -281,7 +282,7 @@ export async function train(
             `train(): the loss diverged (${step.loss}) at epoch ${epoch + 1}, batch ${b + 1}; lower the learning rate`,
           );
         // The batch's loss is a mean over its scored targets: weighted by them in the epoch's mean.
-        const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+        const sums: TaskSums = emptySums();
         if (layout) accumulateTask(step.logits, layout, targets, 0, count, task, sums, trainData.name);
         // Weights: a model's own loss is a mean over samples, ours over scored targets.
         const weight = model.loss ? count : layout ? sums.targets : count * perTarget;

@@ -7,7 +7,13 @@ import { describe, expect, it } from "vitest";
 import type { Dataset } from "../../src/data/dataset.ts";
 import { canScoreInGraph, gatherIndices, scoringGraph } from "../../src/engine/_scoring.ts";
 import { createOrtEngine } from "../../src/engine/ort.ts";
-import { accumulateTask, outputLayout, type TaskOptions, type TaskSums } from "../../src/engine/task.ts";
+import {
+  accumulateTask,
+  emptySums,
+  outputLayout,
+  type TaskOptions,
+  type TaskSums,
+} from "../../src/engine/task.ts";
 import { readSafetensors } from "../../src/formats/safetensors.ts";
 import { fromProto, readOnnx } from "../../src/model/import.ts";
 import type { Model } from "../../src/model/model.ts";
@@ -40,7 +46,7 @@ async function scoredInJs(model: Model, data: Dataset, task: TaskOptions) {
   await engine.dispose();
   const dims = [logits.length / n / data.targetShape!.reduce((a, b) => a * b, 1), ...data.targetShape!];
   const layout = outputLayout(dims, data, task, "js");
-  const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+  const sums: TaskSums = emptySums();
   accumulateTask(logits, layout, data.labels, 0, n, task, sums, data.name);
   return { loss: sums.loss / sums.targets, accuracy: sums.correct / sums.targets };
 }
@@ -60,7 +66,7 @@ describe("in-graph scoring", () => {
     const logits = await engine2.logits(model.initial, data, 0, n);
     await engine2.dispose();
     const layout = outputLayout([T, logits.length / n / T], data, {}, "js");
-    const sums: TaskSums = { loss: 0, correct: 0, targets: 0 };
+    const sums: TaskSums = emptySums();
     accumulateTask(logits, layout, data.labels, 0, n, {}, sums, data.name);
     expect(Math.abs(got.loss - sums.loss / sums.targets)).toBeLessThan(1e-6 * (sums.loss / sums.targets));
     expect(got.accuracy).toBe(sums.correct / sums.targets);

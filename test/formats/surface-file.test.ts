@@ -260,7 +260,7 @@ describe("invalid surfaces are rejected with the field named", () => {
       (s) => (s.done = new Uint8Array(7)),
       /'done' has 7 entries but the 3 x 2 grid has 6 points/,
     ],
-    ["a status other than 0/1", (s) => (s.done[3] = 2), /'done\[3\]' is 2, expected 0 or 1/],
+    ["a status outside 0..4", (s) => (s.done[3] = 5), /'done\[3\]' is 5, expected a point status 0..4/],
     [
       "an unknown quantity",
       (s) => ((s.values as Record<string, Float64Array>)["val_loss"] = new Float64Array(6)),

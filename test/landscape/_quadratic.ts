@@ -30,7 +30,12 @@ export function quadraticModel(h: readonly number[]): { model: Model; engine: En
   const engine: Engine = {
     model,
     async evaluate(params: Float32Array, data: Dataset): Promise<Metrics> {
-      return { loss: loss(params), accuracy: 1 / (1 + loss(params)), count: data.labels.length };
+      return {
+        loss: loss(params),
+        accuracy: 1 / (1 + loss(params)),
+        count: data.labels.length,
+        lossSe: Number.NaN,
+      };
     },
     async logits() {
       return new Float32Array(0);

@@ -16,6 +16,8 @@ export const QUANTITY_LABELS: Record<ViewQuantity, string> = {
   train_acc: "train accuracy (%)",
   test_loss: "test loss",
   test_acc: "test accuracy (%)",
+  train_loss_se: "train loss SE",
+  test_loss_se: "test loss SE",
   max_eig: "λmax",
   min_eig: "λmin",
   hessian_ratio: "|λmin / λmax|",

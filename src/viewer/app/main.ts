@@ -10,7 +10,7 @@
 // counts finished renders (tests wait on them).
 
 import Plotly, { type PlotlyEvent } from "plotly.js-gl3d-dist-min";
-import { SURFACE_QUANTITIES } from "../../formats/quantities.ts";
+import { POINT, POINT_NAMES, SURFACE_QUANTITIES } from "../../formats/quantities.ts";
 import type { SurfaceJson, SurfaceList, SurfaceListOk } from "../api.ts";
 import { COLORMAPS, type ColormapName, isColormap } from "./colormaps.ts";
 import {
@@ -242,7 +242,7 @@ function setPlaneControls(enabled: boolean): void {
 
 function describeSurface(s: SurfaceJson): string {
   const grid = s.y === null ? `${s.x.length} points` : `${s.x.length} × ${s.y.length} grid`;
-  const done = s.done.reduce((a, b) => a + b, 0);
+  const done = s.done.filter((v) => v !== POINT.NOT_COMPUTED).length;
   const parts = [grid, `${done}/${s.done.length} computed`];
   const norm = s.meta["direction_normalization"];
   if (norm) parts.push(`${norm} normalization`);
@@ -533,17 +533,33 @@ function fileInfo(s: SurfaceJson): HTMLElement {
   );
 }
 
-function valueCell(q: string, v: number | null | undefined, done: boolean): HTMLTableCellElement {
+function valueCell(q: string, v: number | null | undefined, status: number): HTMLTableCellElement {
   if (v === null || v === undefined || !Number.isFinite(v)) {
-    return h("td", { class: "missing", "data-quantity": q }, done ? "diverged (NaN)" : "not computed");
+    const why =
+      status === POINT.NOT_COMPUTED
+        ? "not computed"
+        : status === POINT.CAPPED
+          ? "capped"
+          : "diverged (NaN/Inf)";
+    return h("td", { class: "missing", "data-quantity": q, "data-status": POINT_NAMES[status] ?? "" }, why);
   }
-  return h("td", { "data-quantity": q, "data-value": String(v) }, formatValue(v));
+  const text =
+    status === POINT.CAPPED
+      ? `≥ ${formatValue(v)} (capped)`
+      : status === POINT.INTERPOLATED
+        ? `${formatValue(v)} (interpolated)`
+        : formatValue(v);
+  return h(
+    "td",
+    { "data-quantity": q, "data-value": String(v), "data-status": POINT_NAMES[status] ?? "" },
+    text,
+  );
 }
 
 function renderDetails(s: SurfaceJson, p: GridPoint): void {
   const ny = s.y?.length ?? 1;
   const k = p.i * ny + p.j;
-  const done = s.done[k] === 1;
+  const status = s.done[k] ?? POINT.NOT_COMPUTED;
   const rows: HTMLTableRowElement[] = [
     h(
       "tr",
@@ -564,11 +580,16 @@ function renderDetails(s: SurfaceJson, p: GridPoint): void {
   }
   rows.push(
     h("tr", {}, h("th", {}, "grid point"), h("td", {}, s.y === null ? `${p.i}` : `(${p.i}, ${p.j})`)),
-    h("tr", {}, h("th", {}, "status"), h("td", {}, done ? "computed" : "not computed")),
+    h(
+      "tr",
+      {},
+      h("th", {}, "status"),
+      h("td", { "data-status": POINT_NAMES[status] ?? "" }, POINT_NAMES[status] ?? String(status)),
+    ),
   );
   for (const q of viewQuantities(s)) {
     const r = rawField(s, q);
-    rows.push(h("tr", {}, h("th", {}, QUANTITY_LABELS[q]), valueCell(q, r?.[k], done)));
+    rows.push(h("tr", {}, h("th", {}, QUANTITY_LABELS[q]), valueCell(q, r?.[k], status)));
   }
   byId("details").replaceChildren(h("table", { class: "details" }, h("tbody", {}, ...rows)));
 }
@@ -796,7 +817,7 @@ function renderCompareDetails(planes: readonly SurfaceJson[], at: { x: number; y
         "tr",
         {},
         h("th", {}, QUANTITY_LABELS[q]),
-        ...points.map((p) => valueCell(q, rawField(p.s, q)?.[p.k], p.s.done[p.k] === 1)),
+        ...points.map((p) => valueCell(q, rawField(p.s, q)?.[p.k], p.s.done[p.k] ?? POINT.NOT_COMPUTED)),
       ),
     ),
   ];
