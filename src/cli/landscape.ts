@@ -19,7 +19,7 @@ import {
 } from "../formats/surface-file.ts";
 import { formatCost, probeCost } from "../landscape/cost.ts";
 import { directionsAt, makeDirections, makeModelDirection } from "../landscape/plan.ts";
-import { computeSurface, mergeSurfaces } from "../landscape/surface.ts";
+import { computeSurface, mergeSurfaces, resumableSurface } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
 import {
@@ -136,6 +136,8 @@ async function runSurface(
   const total = gridSize(job.grid);
   const evaluate = evaluateFromFlags(o);
   try {
+    // A resume on other inputs is refused before the probe.
+    if (existsSync(job.path)) resumableSurface({ ...job, engine, evaluate });
     console.log(
       formatCost(
         await probeCost(

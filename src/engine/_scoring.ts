@@ -7,7 +7,7 @@
 
 import type { Model } from "../model/model.ts";
 import { AttrType, DataType, decodeModel, encodeModel, type Graph, type Node } from "../onnx/proto.ts";
-import { type TaskSums, targetError } from "./task.ts";
+import { targetError } from "./task.ts";
 
 /** The model's graph with scoring outputs, and where its parameters' bytes lie. */
 export interface ScoringGraph {

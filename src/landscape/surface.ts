@@ -209,6 +209,19 @@ export function reopenCapped(surface: Surface, lossCap: number | undefined): num
 }
 
 /**
+ * The surface file of `job` as it is, checked to hold the same surface (checkResume); undefined when
+ * there is none yet. Lets a caller refuse a mismatched resume before any other work.
+ *
+ * @example
+ * resumableSurface(job); // throws "cannot resume 'surf.h5': ..." on other inputs
+ */
+export function resumableSurface(job: SurfaceJob): Surface {
+  const surface = readSurface(job.path);
+  checkResume(job.path, surface, job.grid, quantitiesOf(job), jobIdentity(job));
+  return surface;
+}
+
+/**
  * Computes (or resumes) a surface and returns it; the file at `job.path` holds every finished point.
  *
  * @example
@@ -229,8 +242,7 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
   const identity = jobIdentity(job);
   let surface: Surface;
   if (existsSync(job.path)) {
-    surface = readSurface(job.path);
-    checkResume(job.path, surface, job.grid, quantitiesOf(job), identity);
+    surface = resumableSurface(job);
     reopenCapped(surface, job.evaluate?.lossCap);
   } else {
     surface = emptySurface(grid.x, grid.y, quantitiesOf(job), job.dirFile, {

@@ -149,7 +149,13 @@ describe("hessianSurface", () => {
     const r = await hessianSurface(job(path));
     expect(r.computed).toBe(6);
     const s = readSurface(path);
-    expect(Object.keys(s.values).sort()).toEqual(["max_eig", "min_eig", "train_acc", "train_loss"]);
+    expect(Object.keys(s.values).sort()).toEqual([
+      "max_eig",
+      "min_eig",
+      "train_acc",
+      "train_loss",
+      "train_loss_se",
+    ]);
     expect([...s.values.train_loss!]).toEqual([...loss.values.train_loss!]);
     expectAllClose(s.values.max_eig!, expected.max, { rtol: 1e-5, atol: 1e-7 });
     expect(s.meta["hessian_data_hash"]).toBeDefined();

@@ -271,7 +271,12 @@ describe.skipIf(redisServer === undefined)("surfaces on a queue", () => {
       "*",
       ...[
         ...["job", "forged", "worker", "nobody", "points", JSON.stringify([k])],
-        ...["values", JSON.stringify(encodeValues({ train_loss: [123], train_acc: [0], train_loss_se: [1] })), "seconds", "0"],
+        ...[
+          "values",
+          JSON.stringify(encodeValues({ train_loss: [123], train_acc: [0], train_loss_se: [1] })),
+          "seconds",
+          "0",
+        ],
       ],
     );
     client.disconnect();
