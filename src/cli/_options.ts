@@ -6,6 +6,7 @@ import type { Dataset } from "../data/dataset.ts";
 import { type LoadOptions, loadDataset, type Split } from "../data/load.ts";
 import { parseSubset } from "../data/transform.ts";
 import { DEFAULT_IGNORE_INDEX, LOSS_NAMES, type LossName, type TaskOptions } from "../engine/task.ts";
+import { parseRefine } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
 import { integer, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, regex, shape } from "./_parse.ts";
@@ -235,7 +236,12 @@ export function costOptions<A extends unknown[], O extends OptionValues, G exten
       "stop a point as soon as the losses summed so far prove its mean exceeds c; it is stored as a lower bound, status capped",
       nonNegativeNumber("--loss-cap"),
     )
-    .option("--plan", "print points x samples and the estimated time (from a short timed probe), then exit");
+    .option("--plan", "print points x samples and the estimated time (from a short timed probe), then exit")
+    .option(
+      "--refine <tol>",
+      "adaptive grid: compute a coarse subgrid, refine cells whose midpoints differ from interpolation by more than tol (loss units, 0.01, or % of the contour spacing, 10%), interpolate the rest",
+      (text: string) => parseRefine(text),
+    );
 }
 
 /** --only <regex>: directions move only the parameters whose names match. */

@@ -138,18 +138,16 @@ async function runSurface(
   try {
     // A resume on other inputs is refused before the probe.
     if (existsSync(job.path)) resumableSurface({ ...job, engine, evaluate });
-    console.log(
-      formatCost(
-        await probeCost(
-          engine,
-          job.theta,
-          job.train,
-          job.test,
-          pendingPoints(job.path, job.grid, job.shard),
-          evaluate,
-        ),
-      ),
+    const cost = await probeCost(
+      engine,
+      job.theta,
+      job.train,
+      job.test,
+      pendingPoints(job.path, job.grid, job.shard),
+      evaluate,
     );
+    const bound = job.refine !== undefined ? " (at most: --refine computes a part of them)" : "";
+    console.log(`${formatCost(cost)}${bound}`);
     const bar = startProgress("surface", total, { unit: "points" });
     const t0 = performance.now();
     let computed = 0;
@@ -164,6 +162,12 @@ async function runSurface(
       },
     });
     bar.stop();
+    if (job.refine !== undefined) {
+      const interpolated = s.done.filter((v) => v === POINT.INTERPOLATED).length;
+      console.log(
+        `refined to ${job.refine}: computed ${s.done.filter((v) => v !== POINT.NOT_COMPUTED && v !== POINT.INTERPOLATED).length} of ${total} points, ${interpolated} interpolated`,
+      );
+    }
     const capped = s.done.filter((v) => v === POINT.CAPPED).length;
     const diverged = s.done.filter((v) => v === POINT.DIVERGED).length;
     if (capped || diverged)
@@ -271,6 +275,10 @@ export function registerLandscapeCommands(program: Command): void {
     .action(async (o) => {
       const grid = gridOf(o.x, o.y);
       const shard = o.shard ? parseShard(o.shard) : undefined;
+      if (o.refine !== undefined && o.queue)
+        throw new Error(
+          "--refine cannot be combined with --queue yet (the refinement rounds run in one process); use --shard i/n and merge to spread a refined surface",
+        );
       const train = loadFromFlags(o, "train");
       const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
       const { model, params } = await openFromFlags(o, train);
@@ -304,6 +312,7 @@ export function registerLandscapeCommands(program: Command): void {
         path: o.out,
         dirFile,
         ...(shard ? { shard } : {}),
+        ...(o.refine !== undefined ? { refine: o.refine } : {}),
         meta: {
           ...prefixed(dirMeta),
           command: process.argv.slice(2).join(" "),
@@ -373,6 +382,7 @@ export function registerLandscapeCommands(program: Command): void {
         ...(test ? { test } : {}),
         path: o.out,
         dirFile,
+        ...(o.refine !== undefined ? { refine: o.refine } : {}),
         meta: {
           ...prefixed(dirMeta),
           command: process.argv.slice(2).join(" "),

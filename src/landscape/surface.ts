@@ -5,6 +5,8 @@
 
 import { existsSync } from "node:fs";
 import { type Grid, gridSize, inShard, pointCoords, type Shard } from "../core/grid.ts";
+import { niceStep } from "../core/levels.ts";
+import { coarseCells, fillRefined, type RefineInput, type RefinePass, refinePass } from "../core/refine.ts";
 import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Engine, EvaluateOptions, Metrics } from "../engine/engine.ts";
@@ -44,6 +46,11 @@ export interface SurfaceJob {
   shard?: Shard;
   /** Batch size and task (loss, ignore index, class axis) of each evaluation. */
   evaluate?: Pick<EvaluateOptions, "batchSize" | "lossCap" | keyof TaskOptions>;
+  /**
+   * Adaptive grid (core/refine.ts): a tolerance in loss units ("0.01") or a percentage of the
+   * contour spacing ("10%"); points whose cell passes are interpolated (status INTERPOLATED).
+   */
+  refine?: string;
   /** Seconds between flushes of finished points to the file (default 10). */
   flushSeconds?: number;
   /** Called after every point with the number done (of this shard) and the total to do. */
@@ -252,28 +259,121 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
     });
     writeSurface(job.path, surface);
   }
-  const todo: number[] = [];
-  for (let k = 0; k < gridSize(grid); k++) if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);
   const params = new Float32Array(theta.length);
   const flushMs = (job.flushSeconds ?? 10) * 1000;
   let lastFlush = performance.now();
   let dirty = false;
+  let finished = 0;
   const v = surface.values;
-  for (const [n, k] of todo.entries()) {
-    combine(theta, directions, pointCoords(grid, k), params);
-    const point = await evaluatePoint(job.engine, params, job.train, job.test, job.evaluate);
-    for (const [q, value] of Object.entries(point.values)) v[q as SurfaceQuantity]![k] = value;
-    surface.done[k] = point.status;
-    dirty = true;
-    job.onProgress?.(n + 1, todo.length);
-    if (performance.now() - lastFlush >= flushMs) {
-      writeSurface(job.path, surface);
-      lastFlush = performance.now();
-      dirty = false;
+  const evaluateAll = async (todo: readonly number[], total: () => number): Promise<void> => {
+    for (const k of todo) {
+      combine(theta, directions, pointCoords(grid, k), params);
+      const point = await evaluatePoint(job.engine, params, job.train, job.test, job.evaluate);
+      for (const [q, value] of Object.entries(point.values)) v[q as SurfaceQuantity]![k] = value;
+      surface.done[k] = point.status;
+      dirty = true;
+      job.onProgress?.(++finished, total());
+      if (performance.now() - lastFlush >= flushMs) {
+        writeSurface(job.path, surface);
+        lastFlush = performance.now();
+        dirty = false;
+      }
+    }
+  };
+  if (job.refine === undefined) {
+    // Interpolated points of an earlier --refine run are computed now.
+    const todo: number[] = [];
+    for (let k = 0; k < gridSize(grid); k++)
+      if (inShard(k, job.shard) && (!surface.done[k] || surface.done[k] === POINT.INTERPOLATED)) todo.push(k);
+    await evaluateAll(todo, () => todo.length);
+  } else {
+    surface.meta["refine"] = job.refine;
+    // Rounds of refinement until every cell passes; progress counts the points known so far.
+    for (;;) {
+      const pass = refinePass(refineInput(surface, job.refine, job.shard));
+      if (pass.needed.length === 0) {
+        fillSurface(surface, pass);
+        dirty = true;
+        break;
+      }
+      const round = pass.needed;
+      const before = finished;
+      await evaluateAll(round, () => before + round.length);
     }
   }
   if (dirty) writeSurface(job.path, surface);
   return surface;
+}
+
+/**
+ * Parses a refinement tolerance: an absolute loss difference ("0.01") or a percentage of the
+ * contour spacing ("10%": of the step of about ten round levels over the coarse grid's loss range).
+ *
+ * @example
+ * parseRefine("0.01"); // "0.01"
+ */
+export function parseRefine(text: string, option = "--refine"): string {
+  const m = /^\s*(\d+(?:\.\d*)?|\.\d+)(?:e(-?\d+))?\s*(%?)\s*$/i.exec(text);
+  const value = m ? Number(`${m[1]}${m[2] ? `e${m[2]}` : ""}`) : Number.NaN;
+  if (!m || !(value > 0))
+    throw new Error(
+      `${option} '${text}': expected a positive tolerance in loss units (0.01) or a percentage of the contour spacing (10%)`,
+    );
+  return `${value}${m[3] ?? ""}`;
+}
+
+/** The absolute tolerance of `spec` for `surface`: a percentage scales the coarse grid's level step. */
+export function refineTolerance(spec: string, surface: Surface): number {
+  if (!spec.endsWith("%")) return Number(spec);
+  const loss = surface.values.train_loss!;
+  const ny = surface.y?.length ?? 1;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const cell of coarseCells(surface.x.length, ny))
+    for (const k of [cell.a * ny + cell.c, cell.b * ny + cell.d]) {
+      const value = loss[k]!;
+      if (surface.done[k] === POINT.COMPUTED && Number.isFinite(value)) {
+        lo = Math.min(lo, value);
+        hi = Math.max(hi, value);
+      }
+    }
+  // Before the coarse grid is known nothing is compared; 0 then refines nothing by mistake.
+  if (!(hi > lo)) return 0;
+  return (Number(spec.slice(0, -1)) / 100) * niceStep(lo, hi, 10);
+}
+
+function refineInput(surface: Surface, spec: string, shard?: Shard): RefineInput {
+  const done = surface.done;
+  const tested = [
+    surface.values.train_loss!,
+    ...(surface.values.test_loss ? [surface.values.test_loss] : []),
+  ];
+  return {
+    nx: surface.x.length,
+    ny: surface.y?.length ?? 1,
+    computed: (k) => done[k] !== POINT.NOT_COMPUTED && done[k] !== POINT.INTERPOLATED,
+    exact: (k) => done[k] === POINT.COMPUTED,
+    tested,
+    tol: refineTolerance(spec, surface),
+    ...(shard ? { owns: (cell: number) => inShard(cell, shard) } : {}),
+  };
+}
+
+/** Interpolates the accepted cells' points into every quantity, marking them INTERPOLATED. */
+function fillSurface(surface: Surface, pass: RefinePass): void {
+  const done = surface.done;
+  for (let k = 0; k < done.length; k++)
+    if (done[k] === POINT.INTERPOLATED) {
+      done[k] = POINT.NOT_COMPUTED;
+      for (const a of Object.values(surface.values)) a[k] = Number.NaN;
+    }
+  const filled = fillRefined(
+    surface.y?.length ?? 1,
+    pass.accepted,
+    (k) => done[k] !== POINT.NOT_COMPUTED,
+    Object.values(surface.values),
+  );
+  for (const k of filled) done[k] = POINT.INTERPOLATED;
 }
 
 /**
@@ -298,6 +398,7 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
     meta: { ...first.meta, shard: "all" },
   };
   const owner = new Int32Array(first.done.length).fill(-1);
+  const refined = first.meta["refine"];
   parts.forEach((s, p) => {
     const name = names[p] ?? `file ${p}`;
     for (const k of keys) {
@@ -313,7 +414,9 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
       if (!(q in s.values)) throw new Error(`merge: '${name}' has no '${q}' but '${names[0]}' has`);
     }
     for (let k = 0; k < s.done.length; k++) {
-      if (!s.done[k]) continue;
+      if (!s.done[k] || (refined && s.done[k] === POINT.INTERPOLATED)) continue;
+      // Shards of a refined grid share the corners of their cells: the first file's value is kept.
+      if (refined && owner[k]! >= 0) continue;
       if (owner[k]! >= 0) {
         throw new Error(
           `merge: point ${k} (${describePoint(s, k)}) was computed by both '${names[owner[k]!]}' and '${name}'; shards overlap`,
@@ -324,6 +427,11 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
       for (const [q, a] of Object.entries(s.values)) out.values[q as SurfaceQuantity]![k] = a[k]!;
     }
   });
+  if (refined) {
+    // The interpolation is replayed over the whole grid from the merged computed points.
+    const pass = refinePass(refineInput(out, refined));
+    if (pass.needed.length === 0) fillSurface(out, pass);
+  }
   return out;
 }
 
