@@ -3,7 +3,8 @@
 Filter-normalized random directions (bias/BN zeroed), then for every grid point the weights
 are set to theta + a*d1 + b*d2 and the evaluation set is run in eval mode under no_grad with
 batch 128 (summed cross-entropy and correct count), as the reference's crunch() does on one
-process. Prints one JSON line: points, seconds, points/s, and the loss at the origin.
+process. Prints one JSON line: points, seconds, points/s. Optional arguments: SHAPE ("1,28,28") and the number
+of points to time (default all).
 """
 
 import json
@@ -33,10 +34,14 @@ def filter_normalized(weights, gen):
 
 def main():
     name, threads, nx, samples, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    # Optional: the sample shape ("1,28,28") and a number of points to time (the loop's cost per
+    # point is the same everywhere: the reference computes every point in full).
+    shape = tuple(int(v) for v in sys.argv[6].split(",")) if len(sys.argv) > 6 else (3, 32, 32)
+    limit = int(sys.argv[7]) if len(sys.argv) > 7 else nx * nx
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build(name, (3, 32, 32), 10).eval()
-    x = torch.randn(samples, 3, 32, 32)
+    model = build(name, shape, 10).eval()
+    x = torch.randn(samples, *shape)
     y = torch.randint(0, 10, (samples,))
     params = list(model.parameters())
     theta = [p.data.clone() for p in params]
@@ -46,9 +51,13 @@ def main():
     coords = torch.linspace(-1, 1, nx)
     losses = torch.full((nx, nx), -1.0)
     t0 = time.perf_counter()
+    done = 0
     with torch.no_grad():
         for i, a in enumerate(coords):
             for j, b in enumerate(coords):
+                if done == limit:
+                    break
+                done += 1
                 for p, w, u, v in zip(params, theta, d1, d2):
                     p.data = w + a * u + b * v
                 total = 0.0
@@ -59,7 +68,7 @@ def main():
                     correct += (out.argmax(1) == y[s : s + batch]).sum().item()
                 losses[i, j] = total / samples
     dt = time.perf_counter() - t0
-    print(json.dumps({"points": nx * nx, "seconds": dt, "points_per_s": nx * nx / dt, "torch": torch.__version__}))
+    print(json.dumps({"points": done, "seconds": dt, "points_per_s": done / dt, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "@commander-js/extra-typings";
 import { createOrtEngine } from "../engine/ort.ts";
+import { formatCost, probeCost } from "../landscape/cost.ts";
 import { sideBySide } from "../plot/compose.ts";
 import { lineFigure } from "../plot/lines.ts";
 import { writeFigure } from "../plot/plot.ts";
@@ -66,13 +67,20 @@ export function registerTrajectoryCommand(program: Command): void {
     .option("--keep-biasbn", "include bias and BN parameters in the PCA")
     .option("--seed <n>", "seed of the random directions of the contrast", nonNegativeInt("--seed"), 0)
     .option("--test", "also compute test loss and accuracy")
+    .option("--plan", "print points x samples and the estimated time (from a short timed probe), then exit")
     .action(async (o) => {
       const train = loadFromFlags(o, "train");
       const test = o.test ? loadFromFlags(o, "test") : undefined;
-      const { model } = await openFromFlags(o, train);
+      const { model, params } = await openFromFlags(o, train);
       const engine = await createOrtEngine(model, o.threads ? { threads: o.threads } : {});
       const figures: string[] = [];
       try {
+        const cost = await probeCost(engine, params, train, test, o.points * o.points * o.run.length, {
+          batchSize: o.batchSize,
+          ...taskFromFlags(o),
+        });
+        console.log(formatCost(cost));
+        if (o.plan) return;
         for (const run of o.run) {
           const { files, labels } = runCheckpoints(run);
           const prefix = o.run.length === 1 && o.out ? o.out : join(run, "trajectory");

@@ -1,15 +1,16 @@
 // Adaptive grids (--refine TOL): compute a coarse subgrid of the requested grid, then split each
 // cell in two along every axis longer than one step wherever the cell's midpoints (edge midpoints
-// and centre) differ from the bilinear interpolation of its corners by more than TOL / 2; a cell
-// whose midpoints all pass is accepted, and its remaining points are interpolated from the 3 x 3
-// points it has (corners and midpoints) -- a quarter of the tested error for a smooth surface.
+// and centre) differ by more than TOL / 2 from the interpolation of its corners (cubic along an
+// axis where the points one cell beyond are known, else quadratic or linear); a cell whose
+// midpoints all pass is accepted, and its remaining points are interpolated from its corners and
+// midpoints (and the known points beyond).
 // The procedure is a pure function of which points are computed and their values, so a resume,
 // a shard or a merge replays it and reaches the same decisions.
 
 /**
  * A cell passes when its midpoints lie within SAFETY x TOL of its corners' interpolation. The points
- * then interpolated from corners and midpoints are typically a quarter of that off for a smooth
- * surface; the margin covers surfaces whose curvature changes inside a cell.
+ * then interpolated from corners and midpoints are typically much closer for a smooth surface; the
+ * margin covers surfaces whose curvature changes inside a cell.
  */
 export const SAFETY = 0.5;
 
@@ -82,13 +83,65 @@ function mid(lo: number, hi: number): number | null {
   return hi - lo > 1 ? lo + Math.floor((hi - lo) / 2) : null;
 }
 
-/** Bilinear interpolation at (i, j) from the corners of cell (a, b, c, d) of `v`. */
-function bilinear(v: ArrayLike<number>, ny: number, cell: Cell, i: number, j: number): number {
-  const { a, b, c, d } = cell;
-  const u = b === a ? 0 : (i - a) / (b - a);
-  const w = d === c ? 0 : (j - c) / (d - c);
-  const at = (x: number, y: number) => v[x * ny + y] as number;
-  return (1 - u) * (1 - w) * at(a, c) + u * (1 - w) * at(b, c) + (1 - u) * w * at(a, d) + u * w * at(b, d);
+/** Lagrange interpolation at t through (xs[k], ys[k]). */
+function lagrange(xs: readonly number[], ys: readonly number[], t: number): number {
+  let sum = 0;
+  for (let k = 0; k < xs.length; k++) {
+    let w = 1;
+    for (let m = 0; m < xs.length; m++) if (m !== k) w *= (t - xs[m]!) / (xs[k]! - xs[m]!);
+    sum += w * ys[k]!;
+  }
+  return sum;
+}
+
+/** Stencils along one axis for the interval lo..hi of an axis of n points, richest first. */
+function axisStencils(lo: number, hi: number, n: number): number[][] {
+  if (hi === lo) return [[lo]];
+  const w = hi - lo;
+  const left = lo - w >= 0 ? [lo - w] : [];
+  const right = hi + w <= n - 1 ? [hi + w] : [];
+  const out = [[...left, lo, hi, ...right]];
+  if (left.length && right.length) out.push([lo, hi, ...right], [...left, lo, hi]);
+  if (left.length || right.length) out.push([lo, hi]);
+  return out;
+}
+
+/**
+ * The interpolation stencil of a cell: the cell's corners plus, where they hold usable values, the
+ * points one cell width beyond each side (cubic along an axis with both, quadratic with one, linear
+ * with none), as a tensor product of an x and a y stencil.
+ */
+function stencilFor(
+  cell: Cell,
+  nx: number,
+  ny: number,
+  usable: (k: number) => boolean,
+): [number[], number[]] {
+  const xs = axisStencils(cell.a, cell.b, nx);
+  const ys = axisStencils(cell.c, cell.d, ny);
+  const pairs: [number[], number[]][] = [];
+  for (const sx of xs) for (const sy of ys) pairs.push([sx, sy]);
+  pairs.sort((p, q) => q[0].length * q[1].length - p[0].length * p[1].length);
+  for (const [sx, sy] of pairs) if (sx.every((i) => sy.every((j) => usable(i * ny + j)))) return [sx, sy];
+  return [xs[xs.length - 1]!, ys[ys.length - 1]!];
+}
+
+/** The tensor-product Lagrange interpolation of `v` at (i, j) over the stencil (sx, sy). */
+function interpolate(
+  v: ArrayLike<number>,
+  ny: number,
+  [sx, sy]: [number[], number[]],
+  i: number,
+  j: number,
+): number {
+  const rows = sy.map((y) =>
+    lagrange(
+      sx,
+      sx.map((x) => v[x * ny + y] as number),
+      i,
+    ),
+  );
+  return lagrange(sy, rows, j);
 }
 
 /**
@@ -128,13 +181,14 @@ export function refinePass(input: RefineInput): RefinePass {
       }
     if (missing) return;
     // Non-finite values (diverged, capped) are never interpolated across: refine to single steps.
+    const stencil = stencilFor(cell, nx, ny, ok);
     const pass =
       corners.every(ok) &&
       probes.every(([i, j]) => {
         const k = i * ny + j;
         return (
           ok(k) &&
-          tested.every((v) => Math.abs((v[k] as number) - bilinear(v, ny, cell, i, j)) <= SAFETY * tol)
+          tested.every((v) => Math.abs((v[k] as number) - interpolate(v, ny, stencil, i, j)) <= SAFETY * tol)
         );
       });
     if (pass) {
@@ -166,17 +220,21 @@ export function refinePass(input: RefineInput): RefinePass {
 
 /**
  * Interpolates, in every array of `quantities`, the points of the accepted cells that are not
- * computed, from the 2 x 2 sub-cells formed by each cell's corners and midpoints (bilinear); a
- * point on the edge of cells of two sizes takes the smaller cell's value. Returns the indices
+ * computed: within each 2 x 2 sub-cell of corners and midpoints, from the sub-cell's stencil (its
+ * corners, and the usable points one sub-cell beyond: the cell's other corner or midpoint, so at
+ * least quadratic through the exact midpoints). A point on the edge of cells of two sizes takes
+ * the smaller cell's value. `usable` must be the refinement's (exact, finite). Returns the indices
  * filled.
  *
  * @example
- * const filled = fillRefined(51, pass.accepted, (k) => done[k] === 1, [loss, acc]);
+ * const filled = fillRefined(51, 51, pass.accepted, (k) => done[k] !== 0, usable, [loss, acc]);
  */
 export function fillRefined(
+  nx: number,
   ny: number,
   accepted: readonly Cell[],
   computed: (k: number) => boolean,
+  usable: (k: number) => boolean,
   quantities: readonly Float64Array[],
 ): number[] {
   const filled = new Set<number>();
@@ -194,7 +252,8 @@ export function fillRefined(
           c: j <= my ? c : my,
           d: j <= my ? (my === c ? d : my) : d,
         };
-        for (const v of quantities) v[k] = bilinear(v, ny, sub, i, j);
+        const stencil = stencilFor(sub, nx, ny, usable);
+        for (const v of quantities) v[k] = interpolate(v, ny, stencil, i, j);
         filled.add(k);
       }
     }

@@ -367,10 +367,16 @@ function fillSurface(surface: Surface, pass: RefinePass): void {
       done[k] = POINT.NOT_COMPUTED;
       for (const a of Object.values(surface.values)) a[k] = Number.NaN;
     }
+  const tested = [
+    surface.values.train_loss!,
+    ...(surface.values.test_loss ? [surface.values.test_loss] : []),
+  ];
   const filled = fillRefined(
+    surface.x.length,
     surface.y?.length ?? 1,
     pass.accepted,
     (k) => done[k] !== POINT.NOT_COMPUTED,
+    (k) => done[k] === POINT.COMPUTED && tested.every((v) => Number.isFinite(v[k]!)),
     Object.values(surface.values),
   );
   for (const k of filled) done[k] = POINT.INTERPOLATED;
@@ -414,10 +420,12 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
       if (!(q in s.values)) throw new Error(`merge: '${name}' has no '${q}' but '${names[0]}' has`);
     }
     for (let k = 0; k < s.done.length; k++) {
-      if (!s.done[k] || (refined && s.done[k] === POINT.INTERPOLATED)) continue;
-      // Shards of a refined grid share the corners of their cells: the first file's value is kept.
-      if (refined && owner[k]! >= 0) continue;
-      if (owner[k]! >= 0) {
+      if (!s.done[k]) continue;
+      // Shards of a refined grid share the edges of their cells: a computed value wins over an
+      // interpolated one, else the first file's is kept.
+      if (refined && owner[k]! >= 0) {
+        if (!(out.done[k] === POINT.INTERPOLATED && s.done[k] !== POINT.INTERPOLATED)) continue;
+      } else if (owner[k]! >= 0) {
         throw new Error(
           `merge: point ${k} (${describePoint(s, k)}) was computed by both '${names[owner[k]!]}' and '${name}'; shards overlap`,
         );
@@ -427,11 +435,6 @@ export function mergeSurfaces(parts: readonly Surface[], names: readonly string[
       for (const [q, a] of Object.entries(s.values)) out.values[q as SurfaceQuantity]![k] = a[k]!;
     }
   });
-  if (refined) {
-    // The interpolation is replayed over the whole grid from the merged computed points.
-    const pass = refinePass(refineInput(out, refined));
-    if (pass.needed.length === 0) fillSurface(out, pass);
-  }
   return out;
 }
 
