@@ -290,7 +290,8 @@ class OrtEngine implements Engine {
     // --loss-cap: losses are non-negative, so the running sum over the whole set's scored targets
     // is a lower bound of the mean; a point stops once that bound passes the cap.
     const { lossCap } = options;
-    const cap = lossCap === undefined ? undefined : lossCap * (own ? n : scoredTargets(data, 0, n, task));
+    const scored = lossCap === undefined ? 0 : own ? n : scoredTargets(data, 0, n, task);
+    const cap = lossCap === undefined ? undefined : lossCap * scored;
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
       const r = await this.run(session, data, start, count, score);
@@ -319,7 +320,7 @@ class OrtEngine implements Engine {
         return { loss: running, accuracy: Number.NaN, count: n, lossSe: Number.NaN, stopped: "diverged" };
       if (cap !== undefined && running > cap && start + count < n)
         return {
-          loss: running / (own ? n : scoredTargets(data, 0, n, task)),
+          loss: running / scored,
           accuracy: Number.NaN,
           count: n,
           lossSe: Number.NaN,
