@@ -37,7 +37,7 @@ if (qemu === undefined) {
 }
 
 say(
-  "rerunning test/autodiff/nchwc.test.ts (2 threads) as on an AVX2 machine: qemu-x86_64 -cpu max (no AVX-512)",
+  "rerunning test/autodiff/nchwc.test.ts and the prefix cache's ResNet/transformer cases (2 threads) as on an AVX2 machine: qemu-x86_64 -cpu max (no AVX-512)",
 );
 const started = Date.now();
 const r = spawnSync(
@@ -51,8 +51,9 @@ const r = spawnSync(
     // Worker threads stay inside the emulated process (forked workers would run natively).
     "--pool=threads",
     "test/autodiff/nchwc.test.ts",
+    "test/engine/prefix-cache.test.ts",
     "-t",
-    "ORT reports a block size|mode, 2 thread|Hessian-vector products",
+    "ORT reports a block size|mode, 2 thread|Hessian-vector products|prefix cache on ResNet-20|transformer's last block",
   ],
   { cwd: root, stdio: "inherit", env: { ...process.env, LOSSCAPE_EXPECT_BLOCK: "8" } },
 );

@@ -230,18 +230,55 @@ export function taskFromFlags(o: {
 export function costOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
   cmd: Command<A, O, G>,
 ) {
-  return cmd
+  return prefixCacheOptions(cmd)
     .option(
       "--loss-cap <c>",
       "stop a point as soon as the losses summed so far prove its mean exceeds c; it is stored as a lower bound, status capped",
       nonNegativeNumber("--loss-cap"),
     )
     .option("--plan", "print points x samples and the estimated time (from a short timed probe), then exit")
+
     .option(
       "--refine <tol>",
       "adaptive grid: compute a coarse subgrid, refine cells whose midpoints differ from interpolation by more than tol (loss units, 0.01, or % of the contour spacing, 10%), interpolate the rest",
       (text: string) => parseRefine(text),
     );
+}
+
+/** --cache-memory, --cache-disk, --cache-dir, --no-prefix-cache: the prefix cache of surfaces (docs/landscapes.md). */
+export function prefixCacheOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+) {
+  return cmd
+    .option(
+      "--cache-memory <MiB>",
+      "prefix cache: when the directions move only some parameters (--only), the graph's outputs they cannot reach are computed once per batch and kept, up to this much memory",
+      nonNegativeNumber("--cache-memory"),
+      1024,
+    )
+    .option(
+      "--cache-disk <MiB>",
+      "prefix cache: then up to this much in a temporary file (0: none)",
+      nonNegativeNumber("--cache-disk"),
+      4096,
+    )
+    .option("--cache-dir <dir>", "prefix cache: folder of the temporary file (default: the system's)")
+    .option("--no-prefix-cache", "evaluate the whole graph at every point");
+}
+
+/** The prefix-cache limits of those flags, or false for --no-prefix-cache. */
+export function cacheLimits(o: {
+  cacheMemory: number;
+  cacheDisk: number;
+  cacheDir?: string;
+  prefixCache: boolean;
+}): false | { memoryBytes: number; diskBytes: number; dir?: string } {
+  if (!o.prefixCache) return false;
+  return {
+    memoryBytes: o.cacheMemory * 2 ** 20,
+    diskBytes: o.cacheDisk * 2 ** 20,
+    ...(o.cacheDir ? { dir: o.cacheDir } : {}),
+  };
 }
 
 /** --only <regex>: directions move only the parameters whose names match. */

@@ -7,7 +7,8 @@ import { type DirectionMode, NORMALIZATIONS, type Normalization } from "../core/
 import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard, type Shard } from "../core/grid.ts";
 import { norm } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { createOrtEngine } from "../engine/ort.ts";
+import type { Engine } from "../engine/engine.ts";
+import { createOrtEngine, type OrtOptions, surfaceEngineOptions } from "../engine/ort.ts";
 import { readDirectionFile } from "../formats/direction-file.ts";
 import {
   POINT,
@@ -22,7 +23,9 @@ import { directionsAt, makeDirections, makeModelDirection } from "../landscape/p
 import { computeSurface, mergeSurfaces, resumableSurface } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
+import type { Model } from "../model/model.ts";
 import {
+  cacheLimits,
   costOptions,
   dataMeta,
   dataOptions,
@@ -107,19 +110,53 @@ function evaluateFromFlags(o: EvaluateFlags) {
   };
 }
 
+/** The cost and prefix-cache flags of surface and interpolate. */
+type CacheFlags = {
+  threads?: number;
+  cacheMemory: number;
+  cacheDisk: number;
+  cacheDir?: string;
+  prefixCache: boolean;
+};
+
+/**
+ * Engine options for a surface along `directions`: a prefix cache of the graph part no direction
+ * reaches, unless --no-prefix-cache or every parameter moves.
+ */
+function engineOptions(o: CacheFlags, model: Model, directions: readonly Float32Array[]): OrtOptions {
+  return {
+    ...(o.threads ? { threads: o.threads } : {}),
+    ...surfaceEngineOptions(model, directions, cacheLimits(o)),
+  };
+}
+
+/** One line on the engine's prefix cache (none when it has none and none was asked for). */
+export function prefixLine(engine: Engine, at: "start" | "end"): string | undefined {
+  const r = engine.prefix?.();
+  if (r === undefined) return undefined;
+  if (typeof r === "string") return `prefix cache: off (${r})`;
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+  if (at === "start")
+    return `prefix cache: ${r.prefixNodes} of ${r.prefixNodes + r.suffixNodes} nodes reach no moving parameter and run once per batch; ${r.suffixNodes} run per point (${r.cuts.length} tensor(s) passed between them)`;
+  return `prefix cache: ${r.batches} batch(es) held (${mib(r.memoryBytes)} in memory, ${mib(r.diskBytes)} on disk), ${r.uncached} recomputed for want of room, ${r.hits} reuses`;
+}
+
 /** --plan: the estimate for the points still to compute, with nothing written. */
 async function printPlan(
-  o: EvaluateFlags & { threads?: number },
-  model: Parameters<typeof createOrtEngine>[0],
+  o: EvaluateFlags & CacheFlags,
+  model: Model,
   theta: Float32Array,
+  directions: readonly Float32Array[],
   train: Dataset,
   test: Dataset | undefined,
   points: number,
   perWorker = false,
 ): Promise<void> {
-  const engine = await createOrtEngine(model, o.threads ? { threads: o.threads } : {});
+  const engine = await createOrtEngine(model, engineOptions(o, model, directions));
   try {
-    const cost = await probeCost(engine, theta, train, test, points, evaluateFromFlags(o));
+    const line = prefixLine(engine, "start");
+    if (line) console.log(line);
+    const cost = await probeCost(engine, theta, train, test, points, evaluateFromFlags(o), directions);
     console.log(formatCost(cost, { perWorker }));
   } finally {
     await engine.dispose();
@@ -127,12 +164,12 @@ async function printPlan(
 }
 
 async function runSurface(
-  o: EvaluateFlags & { threads?: number; flush: number },
+  o: EvaluateFlags & CacheFlags & { flush: number },
   job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress" | "evaluate" | "flushSeconds"> & {
-    model: Parameters<typeof createOrtEngine>[0];
+    model: Model;
   },
 ): Promise<void> {
-  const engine = await createOrtEngine(job.model, o.threads ? { threads: o.threads } : {});
+  const engine = await createOrtEngine(job.model, engineOptions(o, job.model, job.directions));
   const total = gridSize(job.grid);
   const evaluate = evaluateFromFlags(o);
   try {
@@ -145,7 +182,10 @@ async function runSurface(
       job.test,
       pendingPoints(job.path, job.grid, job.shard),
       evaluate,
+      job.directions,
     );
+    const line = prefixLine(engine, "start");
+    if (line) console.log(line);
     const bound = job.refine !== undefined ? " (at most: --refine computes a part of them)" : "";
     console.log(`${formatCost(cost)}${bound}`);
     const bar = startProgress("surface", total, { unit: "points" });
@@ -168,6 +208,8 @@ async function runSurface(
         `refined to ${job.refine}: computed ${s.done.filter((v) => v !== POINT.NOT_COMPUTED && v !== POINT.INTERPOLATED).length} of ${total} points, ${interpolated} interpolated`,
       );
     }
+    const end = prefixLine(engine, "end");
+    if (end && typeof engine.prefix?.() === "object") console.log(end);
     const capped = s.done.filter((v) => v === POINT.CAPPED).length;
     const diverged = s.done.filter((v) => v === POINT.DIVERGED).length;
     if (capped || diverged)
@@ -282,10 +324,6 @@ export function registerLandscapeCommands(program: Command): void {
       const train = loadFromFlags(o, "train");
       const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
       const { model, params } = await openFromFlags(o, train);
-      // The queue's estimate is for one worker like this machine, printed before submitting.
-      if (o.plan || o.queue)
-        await printPlan(o, model, params, train, test, pendingPoints(o.out, grid, shard), Boolean(o.queue));
-      if (o.plan) return;
       const dims = grid.y ? 2 : 1;
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
       const {
@@ -298,7 +336,21 @@ export function registerLandscapeCommands(program: Command): void {
         model,
         () => makeDirections(model, params, randomPlan(o, dims)),
         onlyPlan(o).expected,
+        { write: !o.plan },
       );
+      // The queue's estimate is for one worker like this machine, printed before submitting.
+      if (o.plan || o.queue)
+        await printPlan(
+          o,
+          model,
+          params,
+          directions,
+          train,
+          test,
+          pendingPoints(o.out, grid, shard),
+          Boolean(o.queue),
+        );
+      if (o.plan) return;
       console.log(
         `${created ? "created" : "using"} direction file ${dirFile}${dirMeta.moved_count ? ` (moves ${dirMeta.moved_count} tensors)` : ""}`,
       );
@@ -363,7 +415,6 @@ export function registerLandscapeCommands(program: Command): void {
           throw new Error(`--to '${o.to}' has other parameters than --model '${o.model}'`);
         target = other.initial;
       } else target = loadParams(model, o.to);
-      if (o.plan) return printPlan(o, model, params, train, test, pendingPoints(o.out, grid));
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
       const { directions, meta: dirMeta } = directionsAt(
         dirFile,
@@ -372,7 +423,9 @@ export function registerLandscapeCommands(program: Command): void {
         () =>
           makeModelDirection(model, params, target, { mode: o.mode, ...(o.only ? { only: o.only } : {}) }),
         { only: o.only?.source ?? "" },
+        { write: !o.plan },
       );
+      if (o.plan) return printPlan(o, model, params, directions, train, test, pendingPoints(o.out, grid));
       await runSurface(o, {
         model,
         theta: params,

@@ -10,7 +10,14 @@ import type { LossName } from "../engine/engine.ts";
 import type { Surface } from "../formats/surface-file.ts";
 import { parseQueueUrl, type QueueConnection, type QueueTarget } from "../queue/connection.ts";
 import type { QueuedSurfaceJob } from "../queue/submit.ts";
-import { type DataFlags, type ModelFlags, readOptionsFromFlags, taskFromFlags } from "./_options.ts";
+import {
+  cacheLimits,
+  type DataFlags,
+  type ModelFlags,
+  prefixCacheOptions,
+  readOptionsFromFlags,
+  taskFromFlags,
+} from "./_options.ts";
 import { positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -180,8 +187,7 @@ async function collect(
  * registerQueueCommands(program);
  */
 export function registerQueueCommands(program: Command): void {
-  program
-    .command("worker")
+  prefixCacheOptions(program.command("worker"))
     .description("evaluate chunks of surfaces submitted with 'losscape surface --queue', until stopped")
     .requiredOption(
       "--queue <url>",
@@ -203,6 +209,7 @@ export function registerQueueCommands(program: Command): void {
       const { startSurfaceWorker } = await import("../queue/worker.ts");
       const worker = await startSurfaceWorker(target, {
         lockSeconds: o.lockSeconds,
+        prefixCache: cacheLimits(o),
         log: (line) => console.error(line),
         ...(o.threads ? { threads: o.threads } : {}),
         ...(o.name ? { workerName: o.name } : {}),

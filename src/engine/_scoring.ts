@@ -6,13 +6,15 @@
 // losses in float64 and skips ignored targets.
 
 import type { Model } from "../model/model.ts";
-import { AttrType, DataType, decodeModel, encodeModel, type Graph, type Node } from "../onnx/proto.ts";
+import { AttrType, DataType, decodeModel, type Graph, type ModelProto, type Node } from "../onnx/proto.ts";
+import { encodeWithSlots } from "./_prefix.ts";
 import { targetError } from "./task.ts";
 
 /** The model's graph with scoring outputs, and where its parameters' bytes lie. */
 export interface ScoringGraph {
   readonly bytes: Uint8Array;
-  readonly rawOffsets: readonly number[];
+  /** Each parameter in the graph: its index in model.params and the offset of its raw data. */
+  readonly slots: readonly { index: number; at: number }[];
   /** Input taking the gather indices: [N, ...targets, 1] (classes last) or [N, 1, ...targets]. */
   readonly targets: string;
   /** Output: log-probability of each target's class, one per target position, in target order. */
@@ -22,8 +24,7 @@ export interface ScoringGraph {
 }
 
 /** The default-domain opset a model's graph is written for. */
-export function defaultOpset(model: Model): number {
-  const proto = decodeModel(model.onnx, model.name);
+export function defaultOpset(proto: ModelProto): number {
   return proto.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
 }
 
@@ -40,14 +41,19 @@ export function canScoreInGraph(opset: number, rank: number, axis: number): bool
 }
 
 /**
- * The model's graph with a LogSoftmax over `axis` of its output (rank `rank` with the batch), the
+ * The model's graph (or `proto`, a part of it ending in the model's output, such as the suffix of
+ * a prefix cache) with a LogSoftmax over `axis` of its output (rank `rank` with the batch), the
  * log-probability of each target gathered from it, and the arg-max class, as extra outputs.
  *
  * @example
  * const g = scoringGraph(model, 3, 2); // [N, T, V] logits, classes last
  */
-export function scoringGraph(model: Model, rank: number, axis: number): ScoringGraph {
-  const proto = decodeModel(model.onnx, model.name);
+export function scoringGraph(
+  model: Model,
+  rank: number,
+  axis: number,
+  proto: ModelProto = decodeModel(model.onnx, model.name),
+): ScoringGraph {
   const g: Graph = proto.graph;
   const taken = new Set<string>([
     ...g.inputs.map((v) => v.name),
@@ -91,8 +97,8 @@ export function scoringGraph(model: Model, rank: number, axis: number): ScoringG
       { name: argmax, elemType: DataType.INT64, shape: indexShape },
     ],
   };
-  const { bytes, offsets } = encodeModel({ ...proto, graph: scored });
-  return { bytes, rawOffsets: model.params.map((p) => offsets.get(p.name)!), targets, logProb, argmax };
+  const { bytes, slots } = encodeWithSlots(model, { ...proto, graph: scored });
+  return { bytes, slots, targets, logProb, argmax };
 }
 
 /**

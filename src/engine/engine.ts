@@ -4,7 +4,17 @@
 
 import type { Dataset } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
+import type { CacheStats } from "./_prefix-cache.ts";
 import type { TaskOptions } from "./task.ts";
+
+/** What a prefix cache splits and holds. */
+export interface PrefixReport extends CacheStats {
+  /** Nodes computed once per batch, and per point. */
+  prefixNodes: number;
+  suffixNodes: number;
+  /** Tensors passed from the prefix to the suffix. */
+  cuts: readonly string[];
+}
 
 export type { LossName, TaskOptions } from "./task.ts";
 
@@ -59,6 +69,11 @@ export interface Engine {
   evaluate(params: Float32Array, data: Dataset, options?: EvaluateOptions): Promise<Metrics>;
   /** Logits of `count` samples starting at sample `start` of `data`, at `params`; [count x classes] row-major. */
   logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array>;
+  /**
+   * The prefix cache (engines created with one): what the graph split computes once per batch and
+   * what the cache holds; a string saying why the graph could not be split; undefined without one.
+   */
+  prefix?(): PrefixReport | string | undefined;
   /** Releases native resources; the engine is unusable afterwards. */
   dispose(): Promise<void>;
 }

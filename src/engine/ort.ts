@@ -5,12 +5,15 @@
 
 import { availableParallelism } from "node:os";
 import * as ort from "onnxruntime-node";
+import { movedParameters } from "../core/directions.ts";
 import { type Dataset, datasetSize, readSamples, sampleSize, targetSize } from "../data/dataset.ts";
 import { checkParams, type Model, shapeSize } from "../model/model.ts";
-import { decodeModel } from "../onnx/proto.ts";
+import { decodeModel, type ModelProto } from "../onnx/proto.ts";
+import { type CutType, encodeWithSlots, type GraphSplit, ORT_TYPES, splitGraph } from "./_prefix.ts";
+import { type CacheLimits, type CutTensor, PrefixCache } from "./_prefix-cache.ts";
 import { canScoreInGraph, defaultOpset, gatherIndices, type ScoringGraph, scoringGraph } from "./_scoring.ts";
 import { samplesTensor, targetsTensor } from "./_tensors.ts";
-import type { Engine, EvaluateOptions, Metrics } from "./engine.ts";
+import type { Engine, EvaluateOptions, Metrics, PrefixReport, TaskOptions } from "./engine.ts";
 import {
   accumulateTask,
   addLogProbs,
@@ -26,6 +29,13 @@ import {
 export interface OrtOptions {
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /**
+   * Cache the part of the graph that the moving parameters cannot reach: `moving` names the
+   * parameters that change between evaluations (for a surface, those its directions move). The
+   * prefix's outputs are computed once per batch and reused at every evaluation whose other
+   * parameters are unchanged; only the suffix runs per point. Results are bit-identical.
+   */
+  prefixCache?: { moving: readonly string[] } & CacheLimits;
 }
 
 /**
@@ -36,22 +46,57 @@ export interface OrtOptions {
  */
 export async function createOrtEngine(
   model: Model,
-  { threads = availableParallelism() }: OrtOptions = {},
+  { threads = availableParallelism(), prefixCache }: OrtOptions = {},
 ): Promise<Engine> {
   if (!Number.isInteger(threads) || threads < 1) {
     throw new Error(`createOrtEngine(): 'threads' must be a positive integer, got ${threads}`);
   }
-  return new OrtEngine(model, threads);
+  return new OrtEngine(model, threads, prefixCache);
 }
 
-/** A graph the engine runs: the model's own, or the model's with scoring outputs. */
+/**
+ * The prefix-cache option of an engine for evaluations along `directions` (a surface's): the
+ * parameters they move are the moving ones. None when `limits` is false or every parameter moves.
+ *
+ * @example
+ * await createOrtEngine(model, { threads: 2, ...surfaceEngineOptions(model, [d1, d2], {}) });
+ */
+export function surfaceEngineOptions(
+  model: Model,
+  directions: readonly Float32Array[],
+  limits: CacheLimits | false,
+): Pick<OrtOptions, "prefixCache"> {
+  if (limits === false) return {};
+  const moving = movedParameters(model.params, directions);
+  return moving.length < model.params.length ? { prefixCache: { moving, ...limits } } : {};
+}
+
+/** The parameters of a model written into a graph's bytes: index in model.params, raw-data offset. */
+type Slots = readonly { index: number; at: number }[];
+
+/** A graph the engine runs: the model's own, or the model's with scoring outputs, or a suffix. */
 interface Variant {
   readonly bytes: Uint8Array;
-  readonly rawOffsets: readonly number[];
+  readonly slots: Slots;
   readonly scoring?: ScoringGraph;
 }
 
+/** The prefix cache of an engine: the split graph, the prefix session and the cut tensors kept. */
+interface Prefix {
+  readonly split: GraphSplit;
+  readonly graph: Variant;
+  readonly cache: PrefixCache;
+  session?: ort.InferenceSession;
+  /** The prefix parameters the session and the cache were made with. */
+  fixed?: Float32Array;
+  /** The suffix (built once the cut tensors' types are known) and its scoring variants. */
+  suffix?: Variant;
+  suffixProto?: ModelProto;
+  readonly scored: Map<number, Variant>;
+}
+
 class OrtEngine implements Engine {
+  private readonly proto: ModelProto;
   private readonly plain: Variant;
   /** The scoring graph of each class axis (positive), built when first needed. */
   private readonly scored = new Map<number, Variant>();
@@ -61,21 +106,69 @@ class OrtEngine implements Engine {
   private readonly loaded: Float32Array;
   /** Output shape of one sample (without the batch axis), once known. */
   private outputDims: readonly number[] | undefined;
-  private opset: number | undefined;
   private disposed = false;
   /** Batch buffer for streamed datasets. */
   private scratch: Float32Array | undefined;
+  private readonly prefixState: Prefix | undefined;
+  private readonly scoredCounts = new WeakMap<Dataset, Map<string, number>>();
+  /** Why there is no prefix cache although one was asked for. */
+  private readonly noPrefix: string | undefined;
 
   constructor(
     readonly model: Model,
     private readonly threads: number,
+    prefixCache?: OrtOptions["prefixCache"],
   ) {
-    this.plain = { bytes: model.onnx.slice(), rawOffsets: model.rawOffsets };
+    this.plain = {
+      bytes: model.onnx.slice(),
+      slots: model.rawOffsets.map((at, index) => ({ index, at })),
+    };
     this.loaded = new Float32Array(model.size);
+    this.proto = decodeModel(model.onnx, model.name);
     // Output shapes declared in full spare a probe run (outputShape()).
-    const declared = decodeModel(model.onnx, model.name).graph.outputs.find((v) => v.name === model.output);
+    const declared = this.proto.graph.outputs.find((v) => v.name === model.output);
     const dims = declared?.shape?.slice(1);
     if (dims?.every((d): d is number => typeof d === "number" && d > 0)) this.outputDims = dims;
+    if (prefixCache) {
+      const { moving, ...limits } = prefixCache;
+      const split = splitGraph(model, new Set(moving));
+      if (typeof split === "string") this.noPrefix = split;
+      else
+        this.prefixState = {
+          split,
+          graph: encodeWithSlots(model, split.prefix),
+          cache: new PrefixCache(limits),
+          scored: new Map(),
+        };
+    }
+  }
+
+  /** What the prefix cache splits and holds; a string saying why there is none; undefined when none was asked for. */
+  prefix(): PrefixReport | string | undefined {
+    const p = this.prefixState;
+    if (!p) return this.noPrefix;
+    return {
+      prefixNodes: p.split.prefixNodes,
+      suffixNodes: p.split.suffixNodes,
+      cuts: p.split.cuts,
+      ...p.cache.stats(),
+    };
+  }
+
+  private createSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+    return ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: this.threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: "all",
+    });
+  }
+
+  private static patch(variant: Variant, params: Float32Array, specs: Model["params"]): void {
+    for (const { index, at } of variant.slots) {
+      const p = specs[index]!;
+      variant.bytes.set(new Uint8Array(params.buffer, params.byteOffset + p.offset * 4, p.size * 4), at);
+    }
   }
 
   private async sessionFor(
@@ -91,27 +184,61 @@ class OrtEngine implements Engine {
         Buffer.from(this.loaded.buffer, this.loaded.byteOffset, this.loaded.byteLength),
       ) === 0;
     if (same) return this.session!;
-    const specs = this.model.params;
-    for (let i = 0; i < specs.length; i++) {
-      const p = specs[i]!;
-      variant.bytes.set(
-        new Uint8Array(params.buffer, params.byteOffset + p.offset * 4, p.size * 4),
-        variant.rawOffsets[i]!,
-      );
-    }
+    OrtEngine.patch(variant, params, this.model.params);
     const previous = this.session;
     this.session = undefined;
     this.current = undefined;
     await previous?.release();
-    this.session = await ort.InferenceSession.create(variant.bytes, {
-      intraOpNumThreads: this.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: "all",
-    });
+    this.session = await this.createSession(variant.bytes);
     this.loaded.set(params);
     this.current = variant;
     return this.session;
+  }
+
+  /** The prefix session for `params`; a change of the prefix's parameters drops the cache. */
+  private async prefixSessionFor(p: Prefix, params: Float32Array): Promise<ort.InferenceSession> {
+    const fixed = new Float32Array(p.graph.slots.reduce((a, s) => a + this.model.params[s.index]!.size, 0));
+    let at = 0;
+    for (const s of p.graph.slots) {
+      const spec = this.model.params[s.index]!;
+      fixed.set(params.subarray(spec.offset, spec.offset + spec.size), at);
+      at += spec.size;
+    }
+    const same =
+      p.session !== undefined &&
+      p.fixed !== undefined &&
+      Buffer.compare(
+        Buffer.from(fixed.buffer, fixed.byteOffset, fixed.byteLength),
+        Buffer.from(p.fixed.buffer, p.fixed.byteOffset, p.fixed.byteLength),
+      ) === 0;
+    if (same) return p.session!;
+    p.cache.clear();
+    const previous = p.session;
+    p.session = undefined;
+    await previous?.release();
+    OrtEngine.patch(p.graph, params, this.model.params);
+    p.session = await this.createSession(p.graph.bytes);
+    p.fixed = fixed;
+    return p.session;
+  }
+
+  /** The suffix of a prefix cache, built once the cut tensors' types are known. */
+  private suffixVariant(p: Prefix, cuts: readonly CutTensor[], rows: number): Variant {
+    if (!p.suffix) {
+      const types = new Map<string, CutType>(
+        cuts.map((c) => [
+          c.name,
+          {
+            elemType: ORT_TYPES[c.type] ?? 0,
+            // Axes as long as the batch are left symbolic (the last batch is shorter).
+            shape: c.dims.map((d, k) => (d === rows ? `losscape_cut_${k}` : d)),
+          },
+        ]),
+      );
+      p.suffixProto = p.split.suffix(types);
+      p.suffix = encodeWithSlots(this.model, p.suffixProto);
+    }
+    return p.suffix;
   }
 
   /** The output shape of one sample: declared by the graph, or read off one sample's run (once). */
@@ -127,18 +254,18 @@ class OrtEngine implements Engine {
    * The scoring graph for `layout`, when the loss is cross-entropy over several targets per sample
    * (sequence and dense outputs) and the model's opset allows it; null where JavaScript scores.
    */
-  private scoringFor(layout: OutputLayout, task: EvaluateOptions): Variant | null {
+  private scoringFor(layout: OutputLayout, task: EvaluateOptions, prefix?: Prefix): Variant | null {
     if (this.model.loss || (task.loss ?? "cross-entropy") !== "cross-entropy") return null;
     if (layout.kind !== "classes" || layout.positions === 1) return null;
     const rank = 1 + (this.outputDims?.length ?? 0);
     const axis = layout.classStride === 1 ? rank - 1 : 1;
-    this.opset ??= defaultOpset(this.model);
-    if (!canScoreInGraph(this.opset, rank, axis)) return null;
-    let v = this.scored.get(axis);
+    if (!canScoreInGraph(defaultOpset(this.proto), rank, axis)) return null;
+    const variants = prefix ? prefix.scored : this.scored;
+    let v = variants.get(axis);
     if (!v) {
-      const scoring = scoringGraph(this.model, rank, axis);
-      v = { bytes: scoring.bytes, rawOffsets: scoring.rawOffsets, scoring };
-      this.scored.set(axis, v);
+      const scoring = scoringGraph(this.model, rank, axis, prefix ? prefix.suffixProto! : this.proto);
+      v = { bytes: scoring.bytes, slots: scoring.slots, scoring };
+      variants.set(axis, v);
     }
     return v;
   }
@@ -154,19 +281,8 @@ class OrtEngine implements Engine {
     return per;
   }
 
-  /** The outputs of `count` samples from `start`: the model's output and, for a model loss, the loss. */
-  private async run(
-    session: ort.InferenceSession,
-    data: Dataset,
-    start: number,
-    count: number,
-    score?: { graph: ScoringGraph; layout: OutputLayout & { kind: "classes" }; ignoreIndex: number },
-  ): Promise<{
-    out: Float32Array;
-    dims: readonly number[];
-    loss?: number;
-    scored?: { logProb: Float32Array; argmax: BigInt64Array };
-  }> {
+  /** The samples feed of `count` samples from `start`, padded to the graph's fixed batch if it has one. */
+  private samplesFeed(data: Dataset, start: number, count: number): { tensor: ort.Tensor; rows: number } {
     const per = shapeSize(this.model.input.shape);
     const fixed = this.model.input.batch;
     if (data.read && (this.scratch?.length ?? 0) < count * per) this.scratch = new Float32Array(count * per);
@@ -184,7 +300,64 @@ class OrtEngine implements Engine {
       x = padded;
       rows = fixed;
     }
-    const feeds = { [this.model.input.name]: samplesTensor(this.model, x, rows, "evaluate()") };
+    return { tensor: samplesTensor(this.model, x, rows, "evaluate()"), rows };
+  }
+
+  /**
+   * The cut tensors of the batch at `start` (of `batchSize`): from the cache, or computed by the
+   * prefix session and kept when they fit.
+   */
+  private async cutsFor(
+    p: Prefix,
+    session: ort.InferenceSession,
+    data: Dataset,
+    batchSize: number,
+    start: number,
+    count: number,
+  ): Promise<{ cuts: CutTensor[]; rows: number }> {
+    const fixed = this.model.input.batch;
+    const rows = fixed !== null ? fixed : count;
+    const held = p.cache.get(data, batchSize, start);
+    if (held) return { cuts: held, rows };
+    const { tensor } = this.samplesFeed(data, start, count);
+    const names = p.split.cuts.filter((c) => c !== this.model.input.name);
+    const result = names.length ? await session.run({ [this.model.input.name]: tensor }, names) : {};
+    const cuts: CutTensor[] = p.split.cuts.map((name) => {
+      const t = name === this.model.input.name ? tensor : result[name]!;
+      return { name, type: t.type, dims: t.dims, data: t.data as ArrayBufferView };
+    });
+    p.cache.put(data, batchSize, start, cuts);
+    return { cuts, rows };
+  }
+
+  /**
+   * The outputs of `count` samples from `start`: the model's output and, for a model loss, the
+   * loss. With `cut`, the session is a prefix cache's suffix and reads those tensors instead of the samples.
+   */
+  private async run(
+    session: ort.InferenceSession,
+    data: Dataset,
+    start: number,
+    count: number,
+    score?: { graph: ScoringGraph; layout: OutputLayout & { kind: "classes" }; ignoreIndex: number },
+    cut?: { cuts: readonly CutTensor[]; rows: number },
+  ): Promise<{
+    out: Float32Array;
+    dims: readonly number[];
+    loss?: number;
+    scored?: { logProb: Float32Array; argmax: BigInt64Array };
+  }> {
+    const feeds: Record<string, ort.Tensor> = {};
+    let rows: number;
+    if (cut) {
+      rows = cut.rows;
+      for (const c of cut.cuts)
+        feeds[c.name] = new ort.Tensor(c.type as "float32", c.data as Float32Array, c.dims as number[]);
+    } else {
+      const f = this.samplesFeed(data, start, count);
+      rows = f.rows;
+      feeds[this.model.input.name] = f.tensor;
+    }
     const own = this.model.loss;
     if (own) {
       const t = targetSize(data);
@@ -276,11 +449,18 @@ class OrtEngine implements Engine {
     const where = `evaluate(): model '${this.model.name}' output '${this.model.output}'`;
     let layout: OutputLayout | undefined;
     let variant: Variant | null = null;
-    if (!own) {
-      layout = outputLayout(await this.outputShape(params, data), data, task, where);
-      variant = this.scoringFor(layout, task);
+    if (!own) layout = outputLayout(await this.outputShape(params, data), data, task, where);
+    const p = this.prefixState;
+    let prefixSession: ort.InferenceSession | undefined;
+    if (p) {
+      prefixSession = await this.prefixSessionFor(p, params);
+      if (!p.suffix) {
+        const first = await this.cutsFor(p, prefixSession, data, batchSize, 0, Math.min(batchSize, n));
+        this.suffixVariant(p, first.cuts, first.rows);
+      }
     }
-    const session = await this.sessionFor(params, variant ?? this.plain);
+    if (layout) variant = this.scoringFor(layout, task, p);
+    const session = await this.sessionFor(params, variant ?? p?.suffix ?? this.plain);
     const score =
       variant?.scoring && layout?.kind === "classes"
         ? { graph: variant.scoring, layout, ignoreIndex: task.ignoreIndex ?? DEFAULT_IGNORE_INDEX }
@@ -290,11 +470,12 @@ class OrtEngine implements Engine {
     // --loss-cap: losses are non-negative, so the running sum over the whole set's scored targets
     // is a lower bound of the mean; a point stops once that bound passes the cap.
     const { lossCap } = options;
-    const scored = lossCap === undefined ? 0 : own ? n : scoredTargets(data, 0, n, task);
+    const scored = lossCap === undefined ? 0 : own ? n : this.scoredTargetsOf(data, task);
     const cap = lossCap === undefined ? undefined : lossCap * scored;
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
-      const r = await this.run(session, data, start, count, score);
+      const cut = p ? await this.cutsFor(p, prefixSession!, data, batchSize, start, count) : undefined;
+      const r = await this.run(session, data, start, count, score, cut);
       if (r.scored && score) {
         const per = score.layout.positions;
         addLogProbs(
@@ -348,6 +529,22 @@ class OrtEngine implements Engine {
     return metrics;
   }
 
+  /** The scored targets of the whole of `data` under `task` (counted once per dataset and task). */
+  private scoredTargetsOf(data: Dataset, task: TaskOptions): number {
+    const key = `${task.loss ?? ""}|${task.ignoreIndex ?? ""}|${task.classAxis ?? ""}`;
+    let counts = this.scoredCounts.get(data);
+    if (!counts) {
+      counts = new Map();
+      this.scoredCounts.set(data, counts);
+    }
+    let c = counts.get(key);
+    if (c === undefined) {
+      c = scoredTargets(data, 0, datasetSize(data), task);
+      counts.set(key, c);
+    }
+    return c;
+  }
+
   async logits(params: Float32Array, data: Dataset, start: number, count: number): Promise<Float32Array> {
     checkParams(this.model, params, "logits()");
     this.checkData(data, "logits()");
@@ -377,5 +574,12 @@ class OrtEngine implements Engine {
     const s = this.session;
     this.session = undefined;
     await s?.release();
+    const p = this.prefixState;
+    if (p) {
+      const ps = p.session;
+      p.session = undefined;
+      await ps?.release();
+      p.cache.dispose();
+    }
   }
 }

@@ -33,18 +33,21 @@ function head(data: Dataset, count: number): Dataset {
   };
 }
 
-/** `theta` with one value nudged, so the engine rebuilds its session as at a new grid point. */
-function nudged(theta: Float32Array, k: number): Float32Array {
+/**
+ * `theta` with value `at` nudged, so the engine rebuilds its session as at a new grid point (a
+ * value the directions move: a fixed one would also refill a prefix cache, as no grid point does).
+ */
+function nudged(theta: Float32Array, k: number, at: number): Float32Array {
   const p = theta.slice();
-  const v = p[0] ?? 0;
-  p[0] = v === 0 ? 1e-30 * k : v * (1 + 1e-6 * k);
+  const v = p[at] ?? 0;
+  p[at] = v === 0 ? 1e-30 * k : v * (1 + 1e-6 * k);
   return p;
 }
 
 /**
  * Times a few evaluations of the first samples of `data` (one batch, then two) at parameters near
  * `theta`, after one untimed warm-up, and extrapolates to `points` points of the whole `data`
- * (and `test`). Takes about three small evaluations.
+ * (and `test`). Takes about three small evaluations. The value nudged is one `directions` moves.
  *
  * @example
  * const cost = await probeCost(engine, theta, train, test, 2601, { batchSize: 128 });
@@ -57,22 +60,27 @@ export async function probeCost(
   test: Dataset | undefined,
   points: number,
   evaluate: EvaluateOptions = {},
+  directions: readonly Float32Array[] = [],
 ): Promise<CostEstimate> {
   const n = datasetSize(train);
   const batch = Math.min(n, engine.model.input.batch ?? evaluate.batchSize ?? 256);
   const { lossCap: _cap, onProgress: _p, ...options } = evaluate;
+  const at = Math.max(0, directions[0]?.findIndex((v) => v !== 0) ?? 0);
   const one = head(train, batch);
-  await engine.evaluate(nudged(theta, 1), one, options); // warm-up: thread pool, allocations
+  const two = n >= 2 * batch ? head(train, 2 * batch) : undefined;
+  // Warm-up: thread pool, allocations, and a prefix cache's batches (held at every grid point but the first).
+  await engine.evaluate(nudged(theta, 1, at), one, options);
+  if (two && typeof engine.prefix?.() === "object") await engine.evaluate(nudged(theta, 1, at), two, options);
   const timed = async (data: Dataset, k: number): Promise<number> => {
     const t0 = performance.now();
-    await engine.evaluate(nudged(theta, k), data, options);
+    await engine.evaluate(nudged(theta, k, at), data, options);
     return (performance.now() - t0) / 1000;
   };
   const t1 = await timed(one, 2);
   let perSample = t1 / batch;
   let fixed = 0;
-  if (n >= 2 * batch) {
-    const t2 = await timed(head(train, 2 * batch), 3);
+  if (two) {
+    const t2 = await timed(two, 3);
     // Timing noise can make the second batch look free: then the whole time is per sample.
     if (t2 > t1) {
       perSample = (t2 - t1) / batch;

@@ -129,7 +129,7 @@ export function loadDirections(model: Model, path: string): Float32Array[] {
 
 /**
  * Uses the direction file at `path` if it exists (checking it has `dims` directions), else creates it
- * with `create` and writes it atomically. Returns the directions and the file's metadata (seed, normalization, ...).
+ * with `create` and writes it atomically (unless `write` is false: --plan writes nothing). Returns the directions and the file's metadata (seed, normalization, ...).
  *
  * @example
  * const dirs = directionsAt("dirs.h5", 2, model, () => makeDirections(model, theta, { dims: 2, seed: 0 }));
@@ -140,6 +140,7 @@ export function directionsAt(
   model: Model,
   create: () => { directions: Float32Array[]; file: DirectionFile },
   expected: Record<string, string> = {},
+  { write = true }: { write?: boolean } = {},
 ): { directions: Float32Array[]; created: boolean; meta: Record<string, string> } {
   if (existsSync(path)) {
     const directions = loadDirections(model, path);
@@ -159,6 +160,6 @@ export function directionsAt(
     return { directions, created: false, meta };
   }
   const made = create();
-  writeDirectionFile(path, made.file);
+  if (write) writeDirectionFile(path, made.file);
   return { directions: made.directions, created: true, meta: made.file.meta };
 }

@@ -11,8 +11,9 @@ import { type Grid, gridSize, pointCoords } from "../core/grid.ts";
 import { combine } from "../core/vector.ts";
 import type { Dataset } from "../data/dataset.ts";
 import { loadDataset } from "../data/load.ts";
+import type { CacheLimits } from "../engine/_prefix-cache.ts";
 import type { Engine } from "../engine/engine.ts";
-import { createOrtEngine } from "../engine/ort.ts";
+import { createOrtEngine, surfaceEngineOptions } from "../engine/ort.ts";
 import type { SurfaceQuantity } from "../formats/surface-file.ts";
 import { loadDirections } from "../landscape/plan.ts";
 import { evaluatePoint } from "../landscape/surface.ts";
@@ -41,6 +42,8 @@ import {
 export interface SurfaceWorkerOptions {
   /** ONNX Runtime intra-op threads (default: all cores). */
   threads?: number;
+  /** Limits of the prefix cache of plans whose directions move only some parameters; false: none. */
+  prefixCache?: CacheLimits | false;
   /** Name recorded on the jobs it takes and in its messages (default host-pid). */
   workerName?: string;
   /**
@@ -94,6 +97,7 @@ async function openPlan(
   plan: SurfacePlan,
   threads: number | undefined,
   who: string,
+  prefixCache: CacheLimits | false = {},
 ): Promise<Loaded> {
   const sources = `model '${plan.model.spec}'${plan.model.params ? ` with params '${plan.model.params}'` : ""}, data '${plan.data.spec}', directions '${plan.directions}'`;
   try {
@@ -142,7 +146,10 @@ async function openPlan(
         `worker ${who} refuses plan ${id}: it holds other inputs than the submitter (${differences.join("; ")}); it opened ${sources}. Give every worker the same files as the submitter.`,
       );
     }
-    const engine = await createOrtEngine(model, threads ? { threads } : {});
+    const engine = await createOrtEngine(model, {
+      ...(threads ? { threads } : {}),
+      ...surfaceEngineOptions(model, directions, prefixCache),
+    });
     const grid = {
       x: Float64Array.from(plan.grid.x),
       y: plan.grid.y ? Float64Array.from(plan.grid.y) : null,
@@ -187,6 +194,7 @@ export async function startSurfaceWorker(
 ): Promise<SurfaceWorker> {
   const {
     threads,
+    prefixCache = {},
     workerName = `${hostname()}-${process.pid}`,
     lockSeconds = 30,
     stalledSeconds = lockSeconds,
@@ -223,7 +231,7 @@ export async function startSurfaceWorker(
     let plan: SurfacePlan;
     try {
       plan = parsePlan(text, `plan ${id}`);
-      current = await openPlan(id, plan, threads, workerName);
+      current = await openPlan(id, plan, threads, workerName, prefixCache);
     } catch (e) {
       const refusal =
         e instanceof Refusal ? e : new Refusal(`worker ${workerName} refuses ${(e as Error).message}`);

@@ -143,7 +143,9 @@ describe("task semantics", () => {
       }
     expect(scored).toBe(3 * 64 - 16 - 3);
     expect(m.accuracy).toBeCloseTo(correct / scored, 12);
-    expect(m.loss).toBeCloseTo(loss / scored, 9);
+    // The graph scores per-pixel log-probabilities in float32 (as PyTorch does): float32 rounding,
+    // which differs between CPUs (AVX2 / AVX-512 kernels), against this float64 reference.
+    expect(Math.abs(m.loss - loss / scored)).toBeLessThan(1e-6 * (loss / scored));
   });
 
   it("counts an ignored language-model target for nothing", async () => {
