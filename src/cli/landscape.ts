@@ -317,10 +317,6 @@ export function registerLandscapeCommands(program: Command): void {
     .action(async (o) => {
       const grid = gridOf(o.x, o.y);
       const shard = o.shard ? parseShard(o.shard) : undefined;
-      if (o.refine !== undefined && o.queue)
-        throw new Error(
-          "--refine cannot be combined with --queue yet (the refinement rounds run in one process); use --shard i/n and merge to spread a refined surface",
-        );
       const train = loadFromFlags(o, "train");
       const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
       const { model, params } = await openFromFlags(o, train);

@@ -130,7 +130,7 @@ export async function runQueuedSurface(
     { chunkSize: o.chunk },
   );
   console.log(
-    `submitted ${submitted.points} point(s) of ${job.path} as ${submitted.jobs} job(s) (plan ${submitted.plan}) to queue '${o.queueName}' at ${target.connection.display}`,
+    `submitted ${submitted.points} point(s) of ${job.path}${job.refine !== undefined ? ` (the first round of --refine ${job.refine}; the collector queues the next rounds)` : ""} as ${submitted.jobs} job(s) (plan ${submitted.plan}) to queue '${o.queueName}' at ${target.connection.display}`,
   );
   if (o.detach) {
     console.log(`collect with: ${collectHint(target, job.path)}`);

@@ -290,13 +290,11 @@ export async function computeSurface(job: SurfaceJob): Promise<Surface> {
     surface.meta["refine"] = job.refine;
     // Rounds of refinement until every cell passes; progress counts the points known so far.
     for (;;) {
-      const pass = refinePass(refineInput(surface, job.refine, job.shard));
-      if (pass.needed.length === 0) {
-        fillSurface(surface, pass);
+      const round = refineStep(surface, job.refine, job.shard);
+      if (round.length === 0) {
         dirty = true;
         break;
       }
-      const round = pass.needed;
       const before = finished;
       await evaluateAll(round, () => before + round.length);
     }
@@ -340,6 +338,21 @@ export function refineTolerance(spec: string, surface: Surface): number {
   // Before the coarse grid is known nothing is compared; 0 then refines nothing by mistake.
   if (!(hi > lo)) return 0;
   return (Number(spec.slice(0, -1)) / 100) * niceStep(lo, hi, 10);
+}
+
+/**
+ * One round of `--refine spec` on `surface` (of `shard`): the points its cells need computed next, in
+ * order; when none are needed, the accepted cells' points are interpolated into the surface (status
+ * INTERPOLATED) and the result is empty. A pure function of the computed points: a resume, a shard
+ * or a queue's collector replays it.
+ *
+ * @example
+ * for (let todo = refineStep(s, "0.01"); todo.length; todo = refineStep(s, "0.01")) await compute(todo);
+ */
+export function refineStep(surface: Surface, spec: string, shard?: Shard): number[] {
+  const pass = refinePass(refineInput(surface, spec, shard));
+  if (pass.needed.length === 0) fillSurface(surface, pass);
+  return [...pass.needed];
 }
 
 function refineInput(surface: Surface, spec: string, shard?: Shard): RefineInput {

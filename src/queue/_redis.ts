@@ -116,6 +116,8 @@ export async function enqueuePlan(
   plan: SurfacePlan,
   todo: readonly number[],
   chunkSize: number,
+  /** Distinguishes the job ids of one round of points from another's (--refine rounds). */
+  tag?: string,
 ): Promise<number> {
   await client.set(planKeys(target, id).plan, JSON.stringify(plan));
   for (const failed of await planJobIds(queue, id, ["failed"])) await queue.remove(failed);
@@ -126,7 +128,7 @@ export async function enqueuePlan(
         name: "points",
         data: { plan: id, points } satisfies ChunkJob,
         opts: {
-          jobId: chunkJobId(id, chunkSize, chunk),
+          jobId: chunkJobId(tag ? `${id}.${tag}` : id, chunkSize, chunk),
           attempts: ATTEMPTS,
           backoff: { type: "fixed", delay: 1000 },
           removeOnComplete: true,

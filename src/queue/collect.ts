@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { gridSize, inShard, parseShard, type Shard } from "../core/grid.ts";
 import { POINT, POINT_NAMES, readSurface, type Surface, writeSurface } from "../formats/surface-file.ts";
+import { refineStep } from "../landscape/surface.ts";
 import {
   checkQueueName,
   connectRedis,
@@ -140,15 +141,24 @@ export async function collectSurface(
   const size = gridSize(grid);
   const mine: number[] = [];
   for (let k = 0; k < size; k++) if (inShard(k, shard)) mine.push(k);
-  const total = mine.length;
-  let done = mine.filter((k) => surface.done[k] !== POINT.NOT_COMPUTED).length;
+  let done = mine.filter(
+    (k) => surface.done[k] !== POINT.NOT_COMPUTED && surface.done[k] !== POINT.INTERPOLATED,
+  ).length;
   const resumed = done;
   const quantities = planQuantities(plan);
   for (const q of quantities)
     if (!surface.values[q]) throw new Error(`'${path}' has no '${q}' but its plan computes it`);
   const keys = planKeys(target, id);
   const c = target.connection;
-  const missing = () => mine.filter((k) => !surface.done[k]);
+  // --refine: rounds of points, each decided from the values of the rounds before (replayed from
+  // the file on a resume); the last round interpolates the rest. Else every missing point.
+  const refine = surface.meta["refine"] || undefined;
+  let pending = new Set(refine ? refineStep(surface, refine, shard) : mine.filter((k) => !surface.done[k]));
+  const dirty0 = refine !== undefined && pending.size === 0;
+  const total = () => (refine ? done + pending.size : mine.length);
+  const missing = () => [...pending];
+  // A round's jobs get ids of their own: a chunk of the round before may still be finishing.
+  const tag = () => (refine ? `r${done}` : undefined);
 
   const client = await connectRedis(target, "collect");
   const reader = await connectRedis(target, "collect-stream").catch((e: unknown) => {
@@ -167,11 +177,12 @@ export async function collectSurface(
   let received = 0;
   let duplicates = 0;
   let evaluationSeconds = 0;
-  let dirty = false;
+  let dirty = dirty0;
   try {
-    if (resumed > 0) log(`resuming: ${resumed} of ${total} points are in '${path}'`);
-    if (done < total && requeue) await enqueuePlan(queue, client, target, id, plan, missing(), chunk);
-    onProgress?.(done, total);
+    if (resumed > 0) log(`resuming: ${resumed} of ${total()} points are in '${path}'`);
+    if (pending.size > 0 && requeue)
+      await enqueuePlan(queue, client, target, id, plan, missing(), chunk, tag());
+    onProgress?.(done, total());
 
     let lastId = "0"; // replay everything not yet trimmed: it may be missing from the file
     let trimmedTo = "0";
@@ -193,17 +204,17 @@ export async function collectSurface(
       }
     };
 
-    while (done < total) {
+    while (pending.size > 0) {
       if (hold.lost()) {
         await flush();
         throw new Error(
-          `another collector took over '${path}' (plan ${id}) after this one did not renew its hold for ${lockSeconds} s; ${done} of ${total} points are in the file`,
+          `another collector took over '${path}' (plan ${id}) after this one did not renew its hold for ${lockSeconds} s; ${done} of ${total()} points are in the file`,
         );
       }
       if (signal?.aborted) {
         await flush();
         throw new Error(
-          `interrupted; ${done} of ${total} points are in '${path}' (collect again to continue)`,
+          `interrupted; ${done} of ${total()} points are in '${path}' (collect again to continue)`,
         );
       }
       const reply = (await reader.xread("COUNT", 1000, "BLOCK", 1000, "STREAMS", keys.results, lastId)) as
@@ -250,6 +261,7 @@ export async function collectSurface(
             }
             for (const q of quantities) surface.values[q]![k] = values[q]![i]!;
             surface.done[k] = status[i]!;
+            pending.delete(k);
             done++;
             received++;
             dirty = true;
@@ -259,8 +271,16 @@ export async function collectSurface(
           hinted = false;
         }
       }
-      onProgress?.(done, total);
-      if (done >= total) break;
+      if (refine && pending.size === 0) {
+        pending = new Set(refineStep(surface, refine, shard));
+        dirty = true;
+        if (pending.size > 0) {
+          await flush();
+          await enqueuePlan(queue, client, target, id, plan, missing(), chunk, tag());
+        }
+      }
+      onProgress?.(done, total());
+      if (pending.size === 0) break;
 
       if (now() - lastFlush >= flushSeconds * 1000) await flush();
       if (now() - lastFailedCheck >= 2000) {
@@ -270,7 +290,7 @@ export async function collectSurface(
           const job = await queue.getJob(failed[0]!);
           await flush();
           throw new Error(
-            `${failed.length} chunk job(s) of '${path}' failed; ${failed[0]}: ${redactError(job?.failedReason ?? "unknown reason", c)}. ${done} of ${total} points are in the file; fix the cause and collect again (failed chunks are requeued).`,
+            `${failed.length} chunk job(s) of '${path}' failed; ${failed[0]}: ${redactError(job?.failedReason ?? "unknown reason", c)}. ${done} of ${total()} points are in the file; fix the cause and collect again (failed chunks are requeued).`,
           );
         }
       }
@@ -278,7 +298,7 @@ export async function collectSurface(
         lastReconcile = now();
         // Jobs or the plan lost (a Redis restart without persistence): queue them again. Chunks still queued or
         // running keep their ids and are not duplicated.
-        await enqueuePlan(queue, client, target, id, plan, missing(), chunk);
+        await enqueuePlan(queue, client, target, id, plan, missing(), chunk, tag());
       }
       if (!hinted && now() - lastResult >= quietSeconds * 1000) {
         hinted = true;

@@ -7,8 +7,9 @@ import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { gridSize, inShard } from "../core/grid.ts";
 import type { LossName, TaskOptions } from "../engine/task.ts";
-import type { Surface } from "../formats/surface-file.ts";
+import { POINT, type Surface, writeSurface } from "../formats/surface-file.ts";
 import type { SurfaceJob } from "../landscape/surface.ts";
+import { refineStep } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { openSurfaceFile } from "./_file.ts";
 import { checkQueueName, connectRedis, DEFAULT_QUEUE_NAME, enqueuePlan, openQueue } from "./_redis.ts";
@@ -180,12 +181,33 @@ export async function submitSurface(
         queue_chunk: String(chunkSize),
         queue_name: name,
         queue_url: c.display,
+        ...(job.refine !== undefined ? { refine: job.refine } : {}),
       },
       plan.evaluate.lossCap,
     );
-    const todo: number[] = [];
-    for (let k = 0; k < gridSize(job.grid); k++) if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);
-    const jobs = todo.length ? await enqueuePlan(queue, client, target, id, plan, todo, chunkSize) : 0;
+    let todo: number[] = [];
+    let tag: string | undefined;
+    if (job.refine !== undefined) {
+      // The first round (the coarse grid, or where a resumed refinement stands); the collector
+      // decides the next rounds from the values that come back.
+      todo = refineStep(surface, job.refine, job.shard);
+      tag = `r${surface.done.filter((v) => v !== POINT.NOT_COMPUTED && v !== POINT.INTERPOLATED).length}`;
+      if (todo.length === 0) writeSurface(job.path, surface);
+    } else {
+      if (surface.meta["refine"] !== undefined) {
+        // A refined file submitted without --refine: its interpolated points are computed now.
+        delete surface.meta["refine"];
+        for (let k = 0; k < surface.done.length; k++)
+          if (surface.done[k] === POINT.INTERPOLATED) {
+            surface.done[k] = POINT.NOT_COMPUTED;
+            for (const a of Object.values(surface.values)) a[k] = Number.NaN;
+          }
+        writeSurface(job.path, surface);
+      }
+      for (let k = 0; k < gridSize(job.grid); k++)
+        if (inShard(k, job.shard) && !surface.done[k]) todo.push(k);
+    }
+    const jobs = todo.length ? await enqueuePlan(queue, client, target, id, plan, todo, chunkSize, tag) : 0;
     return { plan: id, points: todo.length, jobs, surface };
   } finally {
     await queue.close();

@@ -333,6 +333,39 @@ describe.skipIf(redisServer === undefined)("surfaces on a queue", () => {
     expect(Array.from(b.values.train_acc!)).toEqual(Array.from(a.values.train_acc!));
   });
 
+  it("a --refine surface along --only directions, through the queue, equals the single-process one (rounds, statuses, values)", async () => {
+    const args = (out: string) => [
+      ...surfaceArgs(out).map((a) =>
+        a === "-1:1:5" ? "-14:14:17" : a === dirFile ? join(dir, "refine-dirs.h5") : a,
+      ),
+      ...["--only", "^fc3\\.", "--refine", "0.01", "--threads", "1"],
+    ];
+    const single = cli(args(join(dir, "refine-single.h5")));
+    expect(await single.exit, single.err).toBe(0);
+    expect(single.out).toMatch(/prefix cache: \d+ of \d+ nodes/);
+    const worker = await startSurfaceWorker(target("refine"), { threads: 1 });
+    const queued = cli([
+      ...args(join(dir, "refine-queued.h5")),
+      "--queue",
+      redis.url,
+      "--queue-name",
+      "refine",
+    ]);
+    expect(await queued.exit, queued.err).toBe(0);
+    await worker.close();
+    expect(queued.out).toMatch(/the first round of --refine 0.01/);
+    const a = readSurface(join(dir, "refine-single.h5"));
+    const b = readSurface(join(dir, "refine-queued.h5"));
+    // Points interpolated, and points computed beyond the coarse grid and its cells' midpoints (81):
+    // at least three rounds ran on the queue.
+    const interpolated = Array.from(a.done).filter((v) => v === 4).length;
+    expect(interpolated).toBeGreaterThan(0);
+    expect(289 - interpolated).toBeGreaterThan(81);
+    expect(b.meta.refine).toBe("0.01");
+    expectIdentical(a, b);
+    expect(await planKeysLeft(redis.url)).toEqual([]);
+  });
+
   it("only one collector per surface: a second one waits for the hold, then stops naming the first; the first finishes", async () => {
     const out = join(dir, "two-collectors.h5");
     const t = target("two");
