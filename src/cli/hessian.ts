@@ -6,7 +6,8 @@
 import { existsSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import { NORMALIZATIONS, type Normalization } from "../core/directions.ts";
-import { axisValues, type Grid, gridSize, parseAxis, parseShard } from "../core/grid.ts";
+import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard } from "../core/grid.ts";
+import { formatHessianCost, probeHessianCost } from "../curvature/cost.ts";
 import { hessianExtremes } from "../curvature/hessian.ts";
 import { hessianSurface } from "../curvature/surface.ts";
 import { datasetSize } from "../data/dataset.ts";
@@ -73,6 +74,10 @@ export function registerHessianCommand(program: Command): void {
     .option("--top-k <k>", "also print the k largest Ritz values (single point)", positiveInt("--top-k"))
     .option("--trace [samples]", "also estimate the trace (Hutchinson, default 20 probes; single point)")
     .option("--json", "print the result as one JSON line (single point)")
+    .option(
+      "--plan",
+      "print points x Hessian-vector products x samples and the estimated time (from a short timed probe), then exit",
+    )
     .option("--x <min:max:num>", "grid along the first direction (makes a Hessian surface; needs --out)")
     .option("--y <min:max:num>", "grid along the second direction (2D)")
     .option("--out <file>", "surface file to create, resume, or add max_eig/min_eig to (a loss surface)")
@@ -117,8 +122,21 @@ export function registerHessianCommand(program: Command): void {
       const hessian = { tol: o.tol, maxIterations: o.iterations, seed: o.lanczosSeed };
       const run = { batchSize: o.batchSize, task, ...(o.threads ? { threads: o.threads } : {}) };
 
+      const plan = async (points: number): Promise<void> => {
+        const cost = await probeHessianCost(model, params, data, {
+          points,
+          maxProducts: o.iterations + traceSamples,
+          batchSize: o.batchSize,
+          task,
+          ...(o.threads ? { threads: o.threads } : {}),
+        });
+        console.log(formatHessianCost(cost));
+      };
+
       if (!grid) {
         if (!o.json) console.log(about);
+        if (o.plan || !o.json) await plan(1);
+        if (o.plan) return;
         const t0 = performance.now();
         const e = await hessianExtremes(model, params, data, {
           ...hessian,
@@ -153,6 +171,15 @@ export function registerHessianCommand(program: Command): void {
         y: o.y === undefined ? null : axisValues(parseAxis(o.y, "--y")),
       };
       const dims = g.y ? 2 : 1;
+      const shard = o.shard ? parseShard(o.shard) : undefined;
+      // Points still without eigenvalues (of this shard): an upper bound of the work left.
+      const existing = existsSync(out) ? readSurface(out) : undefined;
+      let pending = 0;
+      for (let k = 0; k < gridSize(g); k++)
+        if (inShard(k, shard) && !Number.isFinite(existing?.values.max_eig?.[k] ?? Number.NaN)) pending++;
+      console.log(about);
+      await plan(pending);
+      if (o.plan) return;
       const dirFile = dirFileFor(out, o.dirFile);
       const { directions, created } = directionsAt(
         dirFile,
@@ -167,7 +194,6 @@ export function registerHessianCommand(program: Command): void {
           }),
         onlyPlan(o).expected,
       );
-      console.log(about);
       console.log(`${created ? "created" : "using"} direction file ${dirFile}`);
       const total = gridSize(g);
       const bar = startProgress("hessian", total, { unit: "points" });
@@ -184,7 +210,7 @@ export function registerHessianCommand(program: Command): void {
         hessian,
         ...run,
         flushSeconds: o.flush,
-        ...(o.shard ? { shard: parseShard(o.shard) } : {}),
+        ...(shard ? { shard } : {}),
         meta: { command: process.argv.slice(2).join(" "), model_name: model.name, ...dataMeta(o, data) },
         onProgress: (n, _todo, e) => {
           done = n;

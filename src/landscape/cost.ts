@@ -23,7 +23,7 @@ export interface CostEstimate {
 }
 
 /** The first `count` samples of `data`, in memory. */
-function head(data: Dataset, count: number): Dataset {
+export function head(data: Dataset, count: number): Dataset {
   const t = targetSize(data);
   const { read: _read, ...rest } = data;
   return {

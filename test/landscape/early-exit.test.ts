@@ -12,6 +12,7 @@ import type { Dataset } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/load.ts";
 import { createOrtEngine } from "../../src/engine/ort.ts";
 import { POINT, readSurface } from "../../src/formats/surface-file.ts";
+import { formatHessianCost, probeHessianCost } from "../../src/curvature/cost.ts";
 import { formatCost, formatDuration, probeCost } from "../../src/landscape/cost.ts";
 import { computeSurface } from "../../src/landscape/surface.ts";
 import { readOnnx } from "../../src/model/import.ts";
@@ -221,6 +222,46 @@ describe("cost before work", () => {
     );
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/--loss-cap expects a number >= 0, got '-2'/);
+  });
+});
+
+describe("cost before a Hessian", () => {
+  it("probes Hessian-vector products and bounds the work by points x products", async () => {
+    const data = loadDataset("fashion-mnist", "train", { subset: { count: 120 }, seed: 1 });
+    const cost = await probeHessianCost(model, model.initial, data, {
+      points: 25,
+      maxProducts: 40,
+      batchSize: 50,
+      threads: 1,
+    });
+    expect(cost.samples).toBe(120);
+    expect(cost.secondsPerProduct).toBeGreaterThan(0);
+    expect(cost.seconds).toBeCloseTo(25 * 40 * cost.secondsPerProduct, 9);
+    expect(formatHessianCost(cost)).toMatch(
+      /^plan: 25 point\(s\) x at most 40 Hessian-vector products x 120 samples; one product takes .* s; at most .* on this machine/,
+    );
+  });
+
+  it("hessian --plan prints the estimate for one point and for a grid's pending points, and writes nothing", () => {
+    const out = join(dir, "hplan.h5");
+    const before = readdirSync(dir).length;
+    const common = ["hessian", "--model", "mlp", "--subset", "100", "--iterations", "30"];
+    const one = spawnSync(process.execPath, [BIN, ...common, "--trace", "5", "--plan"], {
+      encoding: "utf8",
+      env: { ...process.env, CI: "true" },
+    });
+    expect(one.status, one.stderr).toBe(0);
+    expect(one.stdout).toMatch(/plan: 1 point\(s\) x at most 35 Hessian-vector products x 100 samples/);
+    expect(one.stdout).not.toMatch(/lambda_max/);
+    const grid = spawnSync(
+      process.execPath,
+      [BIN, ...common, "--x", "-1:1:3", "--y", "-1:1:3", "--out", out, "--shard", "0/2", "--plan"],
+      { encoding: "utf8", env: { ...process.env, CI: "true" } },
+    );
+    expect(grid.status, grid.stderr).toBe(0);
+    expect(grid.stdout).toMatch(/plan: 5 point\(s\) x at most 30 Hessian-vector products x 100 samples/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir).length).toBe(before);
   });
 });
 
