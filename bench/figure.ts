@@ -5,9 +5,9 @@
 // the refined plane is checked against the fully computed one. The peer is the reference loop in
 // PyTorch computing every point on the same cores (timed on --peer-points points, extrapolated: it
 // computes every point in full, at the same cost).
-// Run: npm run bench:figure [-- --nx 51 --samples 1000 --tol 0.01 --threads 2 --peer-points 2601]
+// Run: npm run bench:figure [-- --nx 51 --samples 1000 --tol 0.01 --threads 2 --peer-points 2601 --keep plane.h5]
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     tol: { type: "string", default: "0.01" },
     "peer-points": { type: "string" },
     epochs: { type: "string", default: "2" },
+    keep: { type: "string" },
   },
 });
 const threads = Number(values.threads);
@@ -106,6 +107,8 @@ for (let k = 0; k < points; k++) {
   sum += e;
   interpolated++;
 }
+// --keep FILE: the fully computed plane, for offline checks of the refinement.
+if (values.keep) copyFileSync(path, values.keep);
 rmSync(dir, { recursive: true, force: true });
 
 console.log(`peer: timing ${peerPoints} of ${points} points ...`);
