@@ -3,11 +3,13 @@
 // ORT + Lanczos) against PyTorch doing the reference approach (double-backward products + a
 // Lanczos eigensolver, see bench/torch_hessian.py) on the same cores; plus the throughput of one
 // Hessian-vector product over the set (samples/s) for both.
+// With --spectrum PxM (default 2x30), each round also times the spectral density by stochastic
+// Lanczos quadrature (P seeded probes, M Lanczos steps each) on both sides, from the same probes.
 // Rounds alternate between the two, and medians are reported.
 // --model takes a zoo name (on the embedded Fashion-MNIST) or an image model fixture of
 // fixtures/torch_models.py (vit, resnet18, ...: the module exported by python/losscape_export.py,
 // on seeded N(0, 1) samples of its input shape, seeded labels).
-// Run: npm run bench:hessian [-- --threads 2 --rounds 3 --samples 1000 --batch 256 --tol 1e-3 --model vit]
+// Run: npm run bench:hessian [-- --threads 2 --rounds 3 --samples 1000 --batch 256 --tol 1e-3 --model vit --spectrum 2x30]
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,9 +17,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { modelFixture, references } from "../fixtures/_models.ts";
 import { createHvpSession } from "../src/autodiff/hvp.ts";
+import { probeVectors } from "../src/core/lanczos.ts";
 import { Random } from "../src/core/random.ts";
 import { hessianExtremes } from "../src/curvature/hessian.ts";
-import { hessianOperator } from "../src/curvature/hvp.ts";
+import { filterMask, hessianOperator } from "../src/curvature/hvp.ts";
+import { hessianSpectrum, spectrumMoments } from "../src/curvature/spectrum.ts";
 import type { Dataset } from "../src/data/dataset.ts";
 import { loadEmbedded } from "../src/data/embedded.ts";
 import { writeSafetensors } from "../src/formats/safetensors.ts";
@@ -33,6 +37,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "256" },
     tol: { type: "string", default: "1e-3" },
     model: { type: "string", default: "cnn" },
+    spectrum: { type: "string", default: "2x30" },
   },
 });
 const threads = Number(values.threads);
@@ -41,6 +46,12 @@ const samples = Number(values.samples);
 const batchSize = Number(values.batch);
 const tol = Number(values.tol);
 const name = values.model;
+const spectrumMatch = /^(\d+)x(\d+)$/.exec(values.spectrum);
+if (!spectrumMatch && values.spectrum !== "0")
+  throw new Error(`--spectrum expects PROBESxSTEPS (e.g. 2x30) or 0, got '${values.spectrum}'`);
+const slqProbes = spectrumMatch ? Number(spectrumMatch[1]) : 0;
+const slqSteps = spectrumMatch ? Number(spectrumMatch[2]) : 0;
+const SLQ_SEED = 3;
 const torchVersion = requirePeer();
 
 const fixture = references.models[name];
@@ -90,7 +101,7 @@ console.log(
   `peer: torch ${torchVersion}; double-backward products as the reference code, numpy Lanczos with full reorthogonalization and the same number of products (scipy's ARPACK eigsh, which the reference uses, is not installed); ${PEER_SETUP.replace(", no_grad, eval mode", ", eval mode")}`,
 );
 
-/** One losscape round: a new session, Lanczos to tol, then one more product alone. */
+/** One losscape round: a new session, Lanczos to tol, then one more product alone, then SLQ. */
 async function oursRound(r: number) {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -106,7 +117,30 @@ async function oursRound(r: number) {
   const rate = samples / ((performance.now() - t1) / 1000);
   await H.dispose();
   await session.dispose();
-  return { e, seconds, cpu: (c.user + c.system) / 1e6, perProduct: seconds / e.passes, rate };
+  let slq: { seconds: number; cpu: number; moments: number[]; largest: number; products: number } | undefined;
+  if (slqProbes > 0) {
+    // As the peer's (which reuses the round's model), the timing starts with a ready session.
+    const slqSession = await createHvpSession(model, { threads });
+    const t2 = performance.now();
+    const c2 = process.cpuUsage();
+    const s = await hessianSpectrum(model, theta, data, {
+      probes: slqProbes,
+      steps: slqSteps,
+      seed: SLQ_SEED,
+      batchSize,
+      session: slqSession,
+    });
+    const cs = process.cpuUsage(c2);
+    await slqSession.dispose();
+    slq = {
+      seconds: (performance.now() - t2) / 1000,
+      cpu: (cs.user + cs.system) / 1e6,
+      moments: spectrumMoments(s, 2),
+      largest: Math.max(...s.nodes.map((t) => t[0]!)),
+      products: s.products,
+    };
+  }
+  return { e, seconds, cpu: (c.user + c.system) / 1e6, perProduct: seconds / e.passes, rate, slq };
 }
 
 const tmp = mkdtempSync(join(tmpdir(), "losscape-bench-hessian-"));
@@ -117,6 +151,12 @@ writeSafetensors(
     ...model.params.map((p) => ({ name: p.name, shape: p.shape, data: paramView(theta, p) })),
     { name: "__input__", shape: [samples, ...data.shape], data: data.inputs },
     { name: "__labels__", shape: [samples], data: Int32Array.from(data.labels) },
+    // The SLQ probes, so the peer starts from the very same vectors.
+    ...probeVectors(model.size, slqProbes, { seed: SLQ_SEED, mask: filterMask(model) }).flatMap((z, k) =>
+      model.params
+        .filter((p) => p.role === "filter")
+        .map((p) => ({ name: `__z${k}__:${p.name}`, shape: p.shape, data: paramView(z, p) })),
+    ),
   ],
   { model: name, input_shape: data.shape.join(","), classes: String(data.classes) },
 );
@@ -134,7 +174,14 @@ try {
     mine.push(o);
     const p = runPeer(
       new URL("./torch_hessian.py", import.meta.url).pathname,
-      [file, String(threads), String(batchSize), String(o.e.iterations), "1"],
+      [
+        file,
+        String(threads),
+        String(batchSize),
+        String(o.e.iterations),
+        "1",
+        ...(slqProbes > 0 ? [String(slqProbes), String(slqSteps)] : []),
+      ],
       threads,
     );
     theirs.push(p);
@@ -183,3 +230,30 @@ console.log(
   `HVP ratio vs PyTorch double backward: ${(ourRate / theirRate).toFixed(2)} (issue 3 target >= 0.5)`,
 );
 console.log(`ratio vs PyTorch: ${(their / ours).toFixed(2)}`);
+
+if (slqProbes > 0) {
+  const ourSlq = median(mine.map((o) => o.slq!.seconds));
+  const theirSlq = median(pick("slqSeconds"));
+  const ourCpu = median(mine.map((o) => o.slq!.cpu));
+  const theirCpu = median(pick("slqCpuSeconds"));
+  const mySlq = mine[mine.length - 1]!.slq!;
+  const peerSlq = peer.slq as { moments: number[]; largestNode: number; products: number };
+  console.log("");
+  console.log(
+    `spectral density by stochastic Lanczos quadrature: ${slqProbes} Rademacher probes (seed ${SLQ_SEED}, the same on both sides) x ${slqSteps} Lanczos steps, full reorthogonalization`,
+  );
+  console.log("| median | losscape | PyTorch | ratio (losscape / PyTorch speed) |");
+  console.log("|---|---|---|---|");
+  console.log(
+    `| time to the SLQ nodes and weights (s) | ${ourSlq.toFixed(2)} | ${theirSlq.toFixed(2)} | ${(theirSlq / ourSlq).toFixed(2)} |`,
+  );
+  console.log(
+    `| CPU time (s) | ${ourCpu.toFixed(1)} | ${theirCpu.toFixed(1)} | ${(theirCpu / ourCpu).toFixed(2)} |`,
+  );
+  console.log(`| Hessian-vector products | ${mySlq.products} | ${peerSlq.products} | |`);
+  console.log(`| largest node | ${fmt(mySlq.largest)} | ${fmt(peerSlq.largestNode)} | |`);
+  console.log(
+    `| moments k = 1, 2 | ${mySlq.moments.slice(1).map(fmt).join(", ")} | ${peerSlq.moments.slice(1).map(fmt).join(", ")} | |`,
+  );
+  console.log(`spectrum ratio vs PyTorch: ${(theirSlq / ourSlq).toFixed(2)}`);
+}

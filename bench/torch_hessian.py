@@ -1,6 +1,6 @@
 """PyTorch peer of bench/hessian.ts: the reference approach to Hessian extremes.
 
-Usage: torch_hessian.py FILE THREADS BATCH ITERATIONS ROUNDS
+Usage: torch_hessian.py FILE THREADS BATCH ITERATIONS ROUNDS [PROBES STEPS]
 
 FILE (safetensors, written by bench/hessian.ts) holds the model's parameters under their
 state_dict names, "__input__" and "__labels__"; "__name__" and the input shape come from the
@@ -12,6 +12,12 @@ same number of products losscape used (ITERATIONS) and reads lambda_max and lamb
 tridiagonal matrix. Each round builds the model afresh; one product on one batch warms up first.
 Prints one JSON line: wall and CPU seconds per round, seconds per product, samples/s of one more
 product alone, lambda_max, lambda_min.
+
+With PROBES and STEPS, each round also times the spectral density by stochastic Lanczos quadrature
+(Ghorbani et al. 2019, as PyHessian does it): from each probe "__z<p>__:<param>" of FILE (the very
+probes losscape uses), STEPS Lanczos steps with full reorthogonalization on the same products, the
+tridiagonal's eigenvalues as nodes and squared first components as weights; it reports the wall
+and CPU seconds, the moments mean_p sum_j w t^k (k = 0..2) and the largest node.
 """
 
 import json
@@ -92,8 +98,44 @@ def lanczos(hvp, shapes, steps, seed):
     return float(ev[-1]), float(ev[0]), m
 
 
+def slq(hvp, shapes, probes, steps):
+    """Nodes and weights of each probe's Lanczos quadrature (full reorthogonalization, float64 basis)."""
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def split(vec):
+        out, at = [], 0
+        for s, k in zip(shapes, sizes):
+            out.append(torch.from_numpy(vec[at : at + k].astype(np.float32).reshape(s)))
+            at += k
+        return out
+
+    out = []
+    for z in probes:
+        q = z / np.linalg.norm(z)
+        basis, alpha, beta = [], [], []
+        for k in range(steps):
+            basis.append(q)
+            w = np.concatenate([t.detach().numpy().ravel() for t in hvp(split(q))]).astype(np.float64)
+            alpha.append(float(w @ q))
+            Q = np.array(basis)
+            for _ in range(2):
+                w -= Q.T @ (Q @ w)
+            b = float(np.linalg.norm(w))
+            if k + 1 == steps or b < 1e-12:
+                break
+            beta.append(b)
+            q = w / b
+        m = len(alpha)
+        t = np.diag(alpha) + np.diag(beta[: m - 1], 1) + np.diag(beta[: m - 1], -1)
+        ev, vec = np.linalg.eigh(t)
+        out.append((ev, vec[0, :] ** 2))
+    return out
+
+
 def main():
     path, threads, batch, iterations, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    n_probes = int(sys.argv[6]) if len(sys.argv) > 7 else 0
+    steps = int(sys.argv[7]) if len(sys.argv) > 7 else 0
     torch.set_num_threads(threads)
     meta = read_metadata(path)
     name, shape = meta["model"], [int(v) for v in meta["input_shape"].split(",")]
@@ -101,6 +143,8 @@ def main():
     x = torch.from_numpy(np.array(tensors["__input__"]))
     y = torch.from_numpy(np.array(tensors["__labels__"]).astype(np.int64))
     seconds, cpu, per_product, hvp_rates = [], [], [], []
+    slq_seconds, slq_cpu = [], []
+    slq_result = None
     lmax = lmin = None
     m = 0
     for r in range(rounds + 1):
@@ -109,6 +153,7 @@ def main():
         load(model, tensors, torch.float32)
         model.eval()
         params = [p for p in model.parameters() if p.dim() >= 2]
+        names = [k for k, p in model.named_parameters() if p.dim() >= 2]
         for p in model.parameters():
             p.requires_grad_(p.dim() >= 2)
         if r == 0:  # warm-up: one product on one batch
@@ -126,6 +171,20 @@ def main():
         cpu.append(dc)
         per_product.append(dt / m)
         hvp_rates.append(x.shape[0] / dh)
+        if n_probes > 0:
+            probes = [
+                np.concatenate([np.array(tensors[f"__z{p}__:{k}"], dtype=np.float64).ravel() for k in names])
+                for p in range(n_probes)
+            ]
+            t2, c2 = time.perf_counter(), time.process_time()
+            quad = slq(hvp, [tuple(p.shape) for p in params], probes, steps)
+            slq_seconds.append(time.perf_counter() - t2)
+            slq_cpu.append(time.process_time() - c2)
+            slq_result = {
+                "moments": [float(np.mean([np.sum(w * t**k) for t, w in quad])) for k in range(3)],
+                "largestNode": float(max(t.max() for t, _ in quad)),
+                "products": int(sum(len(t) for t, _ in quad)),
+            }
     print(
         json.dumps(
             {
@@ -136,6 +195,9 @@ def main():
                 "lambdaMax": lmax,
                 "lambdaMin": lmin,
                 "iterations": m,
+                "slqSeconds": slq_seconds,
+                "slqCpuSeconds": slq_cpu,
+                "slq": slq_result,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
             }

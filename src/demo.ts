@@ -1,20 +1,26 @@
 // The main job on the embedded defaults: a small CNN trained on the embedded
 // Fashion-MNIST subset with per-epoch checkpoints, then its landscape — the
-// 1D interpolation initial -> trained, a filter-normalized 2D surface, the
-// PCA trajectory, a small Hessian-ratio map — as HDF5 files, figures (SVG + PNG) and an HTML report.
+// 1D interpolation initial -> trained (batch norm recomputed at every point), a
+// filter-normalized 2D surface, the PCA trajectory, a mode-connectivity curve to a
+// second run of another seed, a small Hessian-ratio map, a sharpness table of both runs — as HDF5
+// files, figures (SVG + PNG), sharpness.md/.json and an HTML report.
 // Every step resumes: rerunning the demo on the same folder finishes what is missing.
 
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { axisValues, gridSize } from "./core/grid.ts";
 import { paperSchedule } from "./core/optim.ts";
+import { sharpnessMarkdown, sharpnessTable } from "./curvature/sharpness.ts";
 import { hessianSurface } from "./curvature/surface.ts";
 import { datasetSize } from "./data/dataset.ts";
 import { loadEmbedded } from "./data/embedded.ts";
 import { subset } from "./data/transform.ts";
 import type { Metrics } from "./engine/engine.ts";
 import { createOrtEngine } from "./engine/ort.ts";
-import type { Surface } from "./formats/surface-file.ts";
+import { writeFileAtomic } from "./formats/atomic.ts";
+import { readSurface, type Surface } from "./formats/surface-file.ts";
+import { batchNormProblems, createBatchNormRecalibrator, recalibratedEngine } from "./landscape/bn.ts";
+import { connectModels } from "./landscape/connect-job.ts";
 import { directionsAt, makeDirections, makeModelDirection } from "./landscape/plan.ts";
 import { computeSurface } from "./landscape/surface.ts";
 import { plotSurfaces, writeFigure } from "./plot/plot.ts";
@@ -141,21 +147,46 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       return s;
     };
 
-    // 2. Interpolation initial -> trained, BN statistics interpolated too.
+    // 2. Interpolation initial -> trained. Interpolated BN running variances turn negative beyond
+    // a = 1.05, so the statistics are recomputed at every point (--bn recompute) from 2 seeded
+    // batches of 128 training samples: the landscape itself, not an artefact of the statistics.
     const interpDirs = join(out, "interpolation.directions.h5");
     const interp = directionsAt(interpDirs, 1, model, () =>
       makeModelDirection(model, model.initial, trained),
     );
-    const interpolation = await surface("interpolation", {
-      theta: model.initial,
-      directions: interp.directions,
-      grid: { x: axisValues({ min: -0.5, max: 1.5, num: 21 }), y: null },
-      train: trainSub,
-      test: testSub,
-      path: join(out, "interpolation.h5"),
-      dirFile: interpDirs,
-      meta: { kind: "interpolation", from: "epoch-000", to: `epoch-${epochs}` },
-    });
+    const interpPath = join(out, "interpolation.h5");
+    const bn = await createBatchNormRecalibrator(model, trainSub, { batches: 2, batchSize: 128, seed, ...t });
+    if (existsSync(interpPath)) {
+      const problems = batchNormProblems(readSurface(interpPath).meta, bn.meta);
+      if (problems.length)
+        throw new Error(
+          `runDemo(): '${interpPath}' was computed with another batch-norm handling (${problems.join("; ")}); delete it to recompute`,
+        );
+    }
+    const interpEngine = recalibratedEngine(await createOrtEngine(model, t), bn);
+    let interpolation: Surface;
+    try {
+      const s0 = performance.now();
+      const grid = { x: axisValues({ min: -0.5, max: 1.5, num: 21 }), y: null };
+      interpolation = await computeSurface({
+        engine: interpEngine,
+        theta: model.initial,
+        directions: interp.directions,
+        grid,
+        train: trainSub,
+        test: testSub,
+        path: interpPath,
+        dirFile: interpDirs,
+        meta: { kind: "interpolation", from: "epoch-000", to: `epoch-${epochs}`, ...bn.meta },
+        onProgress: (done, todo) => progress("interpolation", gridSize(grid) - todo + done, gridSize(grid)),
+      });
+      files.push(interpPath);
+      log(
+        `interpolation: ${gridSize(grid)} points -> ${interpPath}, batch norm recomputed at every point (--bn recompute: ${bn.batches} seeded batches of ${bn.samples / bn.batches} training samples; interpolated statistics would turn negative) (${((performance.now() - s0) / 1000).toFixed(1)} s)`,
+      );
+    } finally {
+      await interpEngine.dispose();
+    }
 
     // 3. A filter-normalized 2D surface around the trained model.
     const planeDirs = join(out, "surface.directions.h5");
@@ -215,6 +246,78 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       `hessian: |lambda_min/lambda_max| on a 3 x 3 grid -> ${join(out, "hessian.h5")} (${((performance.now() - h0) / 1000).toFixed(1)} s)`,
     );
 
+    // 5c. Mode connectivity, kept small (about a quarter of the demo's time): a second run from
+    // another seed (initial parameters and shuffling; 1 epoch on 5000 training samples), a Bezier
+    // curve between the two runs trained for 40 steps of 64 samples, loss along it and along the
+    // straight line (9 points each on 500 train / 500 test samples, BN recomputed from 2 batches
+    // of 128), and the plane of the curve (5 x 5 on 250 samples).
+    const c0 = performance.now();
+    const model2 = zooModel("cnn", {
+      inputShape: trainData.shape,
+      classes: trainData.classes,
+      seed: seed + 1,
+    });
+    const run2 = await train(
+      model2,
+      model2.initial,
+      subset(trainData, { count: 5000, seed: seed + 1 }),
+      undefined,
+      {
+        epochs: 1,
+        batchSize: 128,
+        seed: seed + 1,
+        optimizer: { kind: "sgd", momentum: 0.9, weightDecay: 5e-4 },
+        schedule: paperSchedule(0.05, 1),
+        ...t,
+      },
+      join(out, `run-seed${seed + 1}`),
+      { onBatch: (p) => progress(`train seed ${seed + 1}`, p.batch, p.batches) },
+    );
+    log(
+      `second run (seed ${seed + 1}, 1 epoch on 5000 samples) for the connectivity curve (${((performance.now() - c0) / 1000).toFixed(1)} s)`,
+    );
+    const connection = await connectModels({
+      model,
+      from: trained,
+      to: run2.params,
+      train: subset(trainData, { count: 500, seed }),
+      test: subset(testData, { count: 500, seed }),
+      training: { kind: "bezier", steps: 40, lr: 0.02, seed, batchSize: 64, checkpointEvery: 20 },
+      points: 9,
+      bn: { batches: 2, batchSize: 128, seed },
+      planePoints: 5,
+      planeTrain: subset(trainData, { count: 250, seed }),
+      folder: join(out, "connect"),
+      ...t,
+      names: [`seed ${seed}`, `seed ${seed + 1}`],
+      log: (line) => log(`connect: ${line}`),
+      progress: (label, done, total) => progress(`connect ${label}`, done, total),
+    });
+    files.push(...connection.files.filter((f) => f.endsWith(".h5")));
+    figures.push(...connection.figures);
+    log(
+      `mode connectivity -> ${join(out, "connect")} (${((performance.now() - c0) / 1000).toFixed(1)} s in all)`,
+    );
+
+    // 5d. Sharpness of the two trained runs, one table: few steps, draws and Lanczos products on 64
+    // samples so that it adds only seconds (all stated in the table's note).
+    const sh0 = performance.now();
+    const sharpness = await sharpnessTable(
+      model,
+      [
+        { label: `cnn seed ${seed} (${epochs} epoch${epochs === 1 ? "" : "s"})`, params: trained },
+        { label: `cnn seed ${seed + 1} (1 epoch, 5000 samples)`, params: run2.params },
+      ],
+      subset(trainData, { count: 64, seed }),
+      { steps: 3, samples: 4, lanczosIterations: 8, lanczosTol: 1e-2, traceSamples: 3, seed, ...t },
+    );
+    const sharpnessText = sharpnessMarkdown(sharpness);
+    writeFileAtomic(join(out, "sharpness.md"), sharpnessText);
+    writeFileAtomic(join(out, "sharpness.json"), `${JSON.stringify(sharpness, null, 1)}\n`);
+    log(
+      `sharpness of the ${sharpness.rows.length} trained runs -> ${join(out, "sharpness.md")} (${((performance.now() - sh0) / 1000).toFixed(1)} s):\n${sharpnessText}`,
+    );
+
     // 6. Figures, SVG and PNG.
     const figure = (name: string, svg: string) => {
       for (const ext of ["svg", "png"]) {
@@ -227,7 +330,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       "interpolation",
       plotSurfaces([interpolation], {
         kind: "1d",
-        title: "cnn: initial (0) to trained (1)",
+        title: "cnn: initial (0) to trained (1), BN recomputed",
         xlabel: "interpolation coefficient",
       }),
     );

@@ -32,7 +32,20 @@ export {
   pointCoords,
   type Shard,
 } from "./core/grid.ts";
-export { hutchinsonTrace, type LanczosResult, lanczos } from "./core/lanczos.ts";
+export {
+  type Eigenpairs,
+  hutchinsonTrace,
+  hutchPlusPlusTrace,
+  type LanczosQuadrature,
+  type LanczosResult,
+  lanczos,
+  lanczosEigenpairs,
+  lanczosQuadrature,
+  lanczosTridiagonal,
+  type ProbeDistribution,
+  probeVectors,
+} from "./core/lanczos.ts";
+export { type FocusLevelOptions, focusLevels } from "./core/levels.ts";
 export {
   learningRate,
   type OptimizerConfig,
@@ -44,8 +57,38 @@ export {
 export { type PcaResult, pcaDirections, projectPoint } from "./core/pca.ts";
 export { Random } from "./core/random.ts";
 export { combine, dot, norm } from "./core/vector.ts";
-export { type HessianExtremes, hessianExtremes, operatorExtremes } from "./curvature/hessian.ts";
+export {
+  type HessianExtremes,
+  hessianExtremes,
+  operatorExtremes,
+  TRACE_METHODS,
+  type TraceMethod,
+} from "./curvature/hessian.ts";
 export { filterMask, type HessianOperator, hessianOperator } from "./curvature/hvp.ts";
+export {
+  type AverageSharpness,
+  averageCaseSharpness,
+  epsilonSharpness,
+  modelObjective,
+  type PerturbedParameters,
+  type SharpnessNorm,
+  type SharpnessObjective,
+  type SharpnessOptions,
+  type SharpnessRow,
+  sharpnessMarkdown,
+  sharpnessTable,
+  worstCaseSharpness,
+} from "./curvature/sharpness.ts";
+export {
+  type HessianSpectrum,
+  hessianSpectrum,
+  hessianTraceHutchPlusPlus,
+  operatorSpectrum,
+  type SpectralDensity,
+  spectralDensity,
+  spectrumMoments,
+  spectrumTrace,
+} from "./curvature/spectrum.ts";
 export { hessianSurface } from "./curvature/surface.ts";
 export { readCifar } from "./data/cifar.ts";
 export { type Dataset, datasetSize, sampleSize } from "./data/dataset.ts";
@@ -77,7 +120,53 @@ export {
   writeSafetensors,
 } from "./formats/safetensors.ts";
 export { readSurface, type Surface, type SurfaceQuantity, writeSurface } from "./formats/surface-file.ts";
-export { directionsAt, loadDirections, makeDirections, makeModelDirection } from "./landscape/plan.ts";
+export {
+  BATCH_NORM_HANDLINGS,
+  type BatchNormHandling,
+  type BatchNormRecalibrator,
+  batchNormProblems,
+  createBatchNormRecalibrator,
+  type RecomputeOptions,
+  recalibratedEngine,
+  recalibrationBatches,
+} from "./landscape/bn.ts";
+export {
+  type Barrier,
+  barrierHeight,
+  type Connection,
+  CURVE_KINDS,
+  type Curve,
+  type CurveKind,
+  type CurvePlane,
+  controlGradient,
+  curveLearningRate,
+  curvePlane,
+  curvePoint,
+  curveWeights,
+  evaluateConnection,
+  fitCurve,
+  linePoint,
+  trainCurve,
+} from "./landscape/connect.ts";
+export { type ConnectJob, type ConnectResult, connectModels } from "./landscape/connect-job.ts";
+export {
+  directionsAt,
+  HESSIAN_AXES,
+  type HessianAxes,
+  loadDirections,
+  makeDirections,
+  makeHessianDirections,
+  makeModelDirection,
+} from "./landscape/plan.ts";
+export {
+  computePlanes,
+  type PlaneSharpness,
+  type PlanesJob,
+  type PlanesResult,
+  planeFiles,
+  planeSharpness,
+  spread,
+} from "./landscape/planes.ts";
 export {
   checkResume,
   computeSurface,
@@ -95,9 +184,12 @@ export {
 export { fromProto, type ImportOptions, parseOnnx, readOnnx } from "./model/import.ts";
 export { isTrainable, type Model, type ParamRole, type ParamSpec, paramView } from "./model/model.ts";
 export { type OpenOptions, openModel } from "./model/open.ts";
+export { connectionFigure, curvePlaneFigure } from "./plot/connect.ts";
 export { exportSurface, landscapeMesh } from "./plot/export.ts";
+export { type PdfFigure, type PdfOptions, svgToPdf } from "./plot/pdf.ts";
 export { type PlotOptions, plotSurfaces, writeFigure } from "./plot/plot.ts";
 export { svgToPng } from "./plot/png.ts";
+export { type SpectrumCurve, spectrumFigure } from "./plot/spectrum.ts";
 export { type TrainConfig, type TrainResult, train } from "./train/train.ts";
 export { trajectoryPlane, trajectorySvg } from "./trajectory/plane.ts";
 export {

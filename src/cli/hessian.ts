@@ -8,7 +8,7 @@ import type { Command } from "@commander-js/extra-typings";
 import { NORMALIZATIONS, type Normalization } from "../core/directions.ts";
 import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard } from "../core/grid.ts";
 import { formatHessianCost, probeHessianCost } from "../curvature/cost.ts";
-import { hessianExtremes } from "../curvature/hessian.ts";
+import { hessianExtremes, TRACE_METHODS, type TraceMethod } from "../curvature/hessian.ts";
 import { hessianSurface } from "../curvature/surface.ts";
 import { datasetSize } from "../data/dataset.ts";
 import { taskIdentity } from "../engine/task.ts";
@@ -72,7 +72,16 @@ export function registerHessianCommand(program: Command): void {
     )
     .option("--lanczos-seed <n>", "seed of the Lanczos start vector", nonNegativeInt("--lanczos-seed"), 0)
     .option("--top-k <k>", "also print the k largest Ritz values (single point)", positiveInt("--top-k"))
-    .option("--trace [samples]", "also estimate the trace (Hutchinson, default 20 probes; single point)")
+    .option(
+      "--trace [products]",
+      "also estimate the trace with this many Hessian-vector products (default 20 probes for Hutchinson, 30 for Hutch++; single point)",
+    )
+    .option(
+      "--trace-method <name>",
+      `trace estimator: ${TRACE_METHODS.join(", ")} (Hutch++: rank-k sketch + Hutchinson on the rest, 3k products)`,
+      oneOf("--trace-method", TRACE_METHODS),
+      "hutchinson" as TraceMethod,
+    )
     .option("--json", "print the result as one JSON line (single point)")
     .option(
       "--plan",
@@ -101,9 +110,12 @@ export function registerHessianCommand(program: Command): void {
       if (o.iterations < 2) throw new Error(`hessian: --iterations expects at least 2, got ${o.iterations}`);
       let traceSamples = 0;
       if (o.trace !== undefined) {
-        traceSamples = o.trace === true ? 20 : Number(o.trace);
-        if (!Number.isInteger(traceSamples) || traceSamples < 1)
-          throw new Error(`hessian: --trace expects a positive number of probes, got '${o.trace}'`);
+        const hutchpp = o.traceMethod === "hutch++";
+        traceSamples = o.trace === true ? (hutchpp ? 30 : 20) : Number(o.trace);
+        if (!Number.isInteger(traceSamples) || traceSamples < (hutchpp ? 3 : 1))
+          throw new Error(
+            `hessian: --trace expects ${hutchpp ? "at least 3 products for Hutch++" : "a positive number of probes"}, got '${o.trace}'`,
+          );
       }
       const grid = o.x !== undefined;
       if (!grid && (o.y !== undefined || o.out !== undefined || o.shard !== undefined)) {
@@ -143,6 +155,7 @@ export function registerHessianCommand(program: Command): void {
           ...run,
           ...(o.topK ? { topK: o.topK } : {}),
           traceSamples,
+          traceMethod: o.traceMethod,
         });
         const seconds = (performance.now() - t0) / 1000;
         if (o.json) {
@@ -157,7 +170,7 @@ export function registerHessianCommand(program: Command): void {
         if (e.top) console.log(`top ${e.top.length} Ritz values: ${e.top.map(fmt).join(", ")}`);
         if (e.trace)
           console.log(
-            `trace ${fmt(e.trace.trace)} +- ${e.trace.stderr.toPrecision(2)} (Hutchinson, ${e.trace.samples} probes)`,
+            `trace ${fmt(e.trace.trace)} +- ${e.trace.stderr.toPrecision(2)} (${e.trace.method === "hutch++" ? `Hutch++, ${e.trace.samples} products` : `Hutchinson, ${e.trace.samples} probes`})`,
           );
         console.log(
           `Lanczos: ${e.iterations} products, tol ${o.tol} of max |lambda|, ${e.converged ? "converged" : "NOT converged (raise --iterations)"}; ${e.passes} passes over the data in ${seconds.toFixed(1)} s`,

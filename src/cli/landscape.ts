@@ -2,7 +2,7 @@
 // parses its options, calls the library (src/landscape), and reports.
 
 import { existsSync } from "node:fs";
-import type { Command } from "@commander-js/extra-typings";
+import type { Command, OptionValues } from "@commander-js/extra-typings";
 import { type DirectionMode, NORMALIZATIONS, type Normalization } from "../core/directions.ts";
 import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard, type Shard } from "../core/grid.ts";
 import { norm } from "../core/vector.ts";
@@ -18,12 +18,23 @@ import {
   type Surface,
   writeSurface,
 } from "../formats/surface-file.ts";
+import {
+  BATCH_NORM_HANDLINGS,
+  type BatchNormHandling,
+  batchNormProblems,
+  createBatchNormRecalibrator,
+  DEFAULT_BN_BATCH_SIZE,
+  DEFAULT_BN_BATCHES,
+  type RecomputeOptions,
+  recalibratedEngine,
+} from "../landscape/bn.ts";
 import { formatCost, probeCost } from "../landscape/cost.ts";
 import { directionsAt, makeDirections, makeModelDirection } from "../landscape/plan.ts";
 import { computeSurface, mergeSurfaces, resumableSurface } from "../landscape/surface.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { readOnnx } from "../model/import.ts";
 import type { Model } from "../model/model.ts";
+import { checkHessianAxesFlags, DIRECTION_KINDS, type DirectionKind, hessianAxes } from "./_hessian-axes.ts";
 import {
   cacheLimits,
   costOptions,
@@ -36,7 +47,8 @@ import {
   openFromFlags,
   taskFromFlags,
 } from "./_options.ts";
-import { nonNegativeInt, oneOf, positiveNumber } from "./_parse.ts";
+import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
+import { runPlanes } from "./planes.ts";
 import { startProgress } from "./progress.ts";
 import { queueOptions, runQueuedSurface } from "./queue.ts";
 
@@ -151,8 +163,20 @@ async function printPlan(
   test: Dataset | undefined,
   points: number,
   perWorker = false,
+  bn?: RecomputeOptions,
 ): Promise<void> {
-  const engine = await createOrtEngine(model, engineOptions(o, model, directions));
+  const moving = bn ? [...directions, statisticsMoving(model)] : directions;
+  let engine = await createOrtEngine(model, engineOptions(o, model, moving));
+  // With --bn recompute the probe includes the recomputation of each point.
+  if (bn)
+    engine = recalibratedEngine(
+      engine,
+      await createBatchNormRecalibrator(model, train, {
+        ...bn,
+        ...(o.threads ? { threads: o.threads } : {}),
+        task: taskFromFlags(o),
+      }),
+    );
   try {
     const line = prefixLine(engine, "start");
     if (line) console.log(line);
@@ -163,16 +187,85 @@ async function printPlan(
   }
 }
 
+/** The --bn flags of surface and interpolate. */
+type BatchNormFlags = { bn: BatchNormHandling; bnBatches: number; bnBatchSize: number; bnSeed: number };
+
+/** Adds --bn, --bn-batches, --bn-batch-size and --bn-seed to a command. */
+function batchNormOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+  fallback: string,
+) {
+  return cmd
+    .option(
+      "--bn <mode>",
+      `batch-norm running statistics at each point: interpolate (${fallback}; the reference's semantics) or recompute (from --bn-batches training batches, as mode-connectivity work does)`,
+      oneOf("--bn", BATCH_NORM_HANDLINGS),
+      "interpolate" as BatchNormHandling,
+    )
+    .option(
+      "--bn-batches <k>",
+      "--bn recompute: training batches per point",
+      positiveInt("--bn-batches"),
+      DEFAULT_BN_BATCHES,
+    )
+    .option(
+      "--bn-batch-size <n>",
+      "--bn recompute: samples per batch",
+      positiveInt("--bn-batch-size"),
+      DEFAULT_BN_BATCH_SIZE,
+    )
+    .option("--bn-seed <n>", "--bn recompute: seed of the choice of batches", nonNegativeInt("--bn-seed"), 0);
+}
+
+/** The recomputation of --bn recompute (undefined for interpolate). */
+function recomputeFromFlags(o: BatchNormFlags): RecomputeOptions | undefined {
+  return o.bn === "recompute"
+    ? { batches: o.bnBatches, batchSize: o.bnBatchSize, seed: o.bnSeed }
+    : undefined;
+}
+
+/** Every batch-norm statistic as moving (for the prefix cache: they are recomputed at each point). */
+function statisticsMoving(model: Model): Float32Array {
+  const mask = new Float32Array(model.size);
+  for (const p of model.params) if (p.role === "bn-stat") mask.fill(1, p.offset, p.offset + p.size);
+  return mask;
+}
+
 async function runSurface(
   o: EvaluateFlags & CacheFlags & { flush: number },
   job: Omit<Parameters<typeof computeSurface>[0], "engine" | "onProgress" | "evaluate" | "flushSeconds"> & {
     model: Model;
   },
+  bn?: RecomputeOptions,
 ): Promise<void> {
-  const engine = await createOrtEngine(job.model, engineOptions(o, job.model, job.directions));
+  const moving = bn ? [...job.directions, statisticsMoving(job.model)] : job.directions;
+  let engine = await createOrtEngine(job.model, engineOptions(o, job.model, moving));
   const total = gridSize(job.grid);
   const evaluate = evaluateFromFlags(o);
+  if (bn) {
+    const recalibrator = await createBatchNormRecalibrator(job.model, job.train, {
+      ...bn,
+      ...(o.threads ? { threads: o.threads } : {}),
+      task: taskFromFlags(o),
+    });
+    engine = recalibratedEngine(engine, recalibrator);
+    job.meta = { ...job.meta, ...recalibrator.meta };
+    console.log(
+      recalibrator.statistics.length
+        ? `batch norm: running statistics of ${recalibrator.statistics.length / 2} layer(s) recomputed at every point from ${recalibrator.batches} seeded training batch(es) of ${recalibrator.samples / recalibrator.batches} samples (--bn-seed ${bn.seed ?? 0})`
+        : "batch norm: the model has none; --bn recompute changes nothing",
+    );
+  }
   try {
+    // A resume with another batch-norm handling is refused like one on other inputs.
+    if (existsSync(job.path)) {
+      const bnMeta = Object.fromEntries(Object.entries(job.meta ?? {}).filter(([k]) => /^bn(_|$)/.test(k)));
+      const problems = batchNormProblems(readSurface(job.path).meta, bnMeta);
+      if (problems.length)
+        throw new Error(
+          `cannot resume '${job.path}': it was computed with another batch-norm handling (${problems.join("; ")}). Pass the file's --bn options, use another output file, or delete this one to start over.`,
+        );
+    }
     // A resume on other inputs is refused before the probe.
     if (existsSync(job.path)) resumableSurface({ ...job, engine, evaluate });
     const cost = await probeCost(
@@ -292,7 +385,10 @@ export function registerLandscapeCommands(program: Command): void {
       );
     });
 
-  costOptions(onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface"))))))
+  batchNormOptions(
+    costOptions(onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface")))))),
+    "moved by the directions with --mode states, fixed with --mode weights",
+  )
     .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
     .requiredOption("--x <min:max:num>", "coordinates along the first direction, e.g. -1:1:51")
     .option("--y <min:max:num>", "coordinates along the second direction (makes a 2D surface)")
@@ -311,17 +407,61 @@ export function registerLandscapeCommands(program: Command): void {
     .option("--keep-biasbn", "give bias and BN entries d = theta instead of zero")
     .option("--mode <mode>", "weights or states", oneOf("--mode", MODES), "weights" as DirectionMode)
     .option("--orthogonal", "make the second direction orthogonal to the first")
+    .option(
+      "--directions <kind>",
+      "random (seeded, --norm), hessian (top two Hessian eigenvectors) or hessian-min (top and most negative), scaled to ||theta_filters|| (--norm none: unit)",
+      oneOf("--directions", DIRECTION_KINDS),
+      "random" as DirectionKind,
+    )
+    .option(
+      "--hessian-tol <r>",
+      "Lanczos tolerance of the Hessian axes",
+      positiveNumber("--hessian-tol"),
+      1e-4,
+    )
+    .option(
+      "--hessian-iterations <n>",
+      "at most n Lanczos products for the Hessian axes",
+      positiveInt("--hessian-iterations"),
+      200,
+    )
     .option("--test", "also compute test loss and accuracy")
+    .option(
+      "--planes <k>",
+      "compute k random planes (seeds seed + 2i, seed + 2i + 1) into <out>-plane<i>.h5 and report the spread of their sharpness",
+      positiveInt("--planes"),
+    )
+    .option(
+      "--planes-radius <r>",
+      "radius of the per-plane sharpness (default: half the smaller max |coordinate|, at least sqrt(2) grid steps)",
+      positiveNumber("--planes-radius"),
+    )
     .option("--shard <i/n>", "compute only shard i of n (then: losscape merge)")
     .option("--flush <seconds>", "seconds between writes of finished points", positiveNumber("--flush"), 10)
     .action(async (o) => {
       const grid = gridOf(o.x, o.y);
       const shard = o.shard ? parseShard(o.shard) : undefined;
+      if (o.bn === "recompute" && o.queue)
+        throw new Error(
+          "--bn recompute is not available with --queue (its workers evaluate points as they are); run without --queue, or split the grid with --shard",
+        );
       const train = loadFromFlags(o, "train");
       const test: Dataset | undefined = o.test ? loadFromFlags(o, "test") : undefined;
       const { model, params } = await openFromFlags(o, train);
       const dims = grid.y ? 2 : 1;
+      if (o.planes !== undefined) {
+        if (o.directions !== "random" || o.bn === "recompute")
+          throw new Error("surface: --planes takes random directions and --bn interpolate (the default)");
+        const planes = { model, params, grid, train, ...(test ? { test } : {}), plan: randomPlan(o, 2) };
+        return runPlanes({ ...o, planes: o.planes }, planes);
+      }
       const dirFile = o.dirFile ?? defaultDirFile(o.out);
+      // Hessian axes are computed once, before the file exists (--plan estimates with random ones).
+      checkHessianAxesFlags(o);
+      const hessian =
+        o.directions !== "random" && !existsSync(dirFile) && !o.plan
+          ? await hessianAxes(o, model, params, train, dims as 1 | 2, taskFromFlags(o))
+          : undefined;
       const {
         directions,
         created,
@@ -330,8 +470,8 @@ export function registerLandscapeCommands(program: Command): void {
         dirFile,
         dims,
         model,
-        () => makeDirections(model, params, randomPlan(o, dims)),
-        onlyPlan(o).expected,
+        () => hessian ?? makeDirections(model, params, randomPlan(o, dims)),
+        { ...onlyPlan(o).expected, ...(o.directions !== "random" ? { kind: o.directions } : {}) },
         { write: !o.plan },
       );
       // The queue's estimate is for one worker like this machine, printed before submitting.
@@ -345,6 +485,7 @@ export function registerLandscapeCommands(program: Command): void {
           test,
           pendingPoints(o.out, grid, shard),
           Boolean(o.queue),
+          recomputeFromFlags(o),
         );
       if (o.plan) return;
       console.log(
@@ -371,17 +512,20 @@ export function registerLandscapeCommands(program: Command): void {
       if (o.queue) {
         const s = await runQueuedSurface({ ...o, queue: o.queue }, job);
         if (s) for (const line of summary(s)) console.log(line);
-      } else await runSurface(o, job);
+      } else await runSurface(o, job, recomputeFromFlags(o));
     });
 
-  costOptions(
-    onlyOption(
-      dataOptions(modelOptions(program.command("interpolate"))),
-      "interpolate only the parameters whose names match; the others stay the first model's",
+  batchNormOptions(
+    costOptions(
+      onlyOption(
+        dataOptions(modelOptions(program.command("interpolate"))),
+        "interpolate only the parameters whose names match; the others stay the first model's",
+      ),
     ),
+    "default; with --mode states",
   )
     .description(
-      "1D interpolation (1-a) theta_A + a theta_B between two models, BN statistics interpolated too",
+      "1D interpolation (1-a) theta_A + a theta_B between two models, BN statistics interpolated too (or recomputed: --bn recompute)",
     )
     .requiredOption(
       "--to <file>",
@@ -421,26 +565,41 @@ export function registerLandscapeCommands(program: Command): void {
         { only: o.only?.source ?? "" },
         { write: !o.plan },
       );
-      if (o.plan) return printPlan(o, model, params, directions, train, test, pendingPoints(o.out, grid));
-      await runSurface(o, {
-        model,
-        theta: params,
-        directions,
-        grid,
-        train,
-        ...(test ? { test } : {}),
-        path: o.out,
-        dirFile,
-        ...(o.refine !== undefined ? { refine: o.refine } : {}),
-        meta: {
-          ...prefixed(dirMeta),
-          command: process.argv.slice(2).join(" "),
-          model_name: model.name,
-          ...dataMeta(o, train, test),
-          kind: "interpolation",
-          to: o.to,
+      if (o.plan)
+        return printPlan(
+          o,
+          model,
+          params,
+          directions,
+          train,
+          test,
+          pendingPoints(o.out, grid),
+          false,
+          recomputeFromFlags(o),
+        );
+      await runSurface(
+        o,
+        {
+          model,
+          theta: params,
+          directions,
+          grid,
+          train,
+          ...(test ? { test } : {}),
+          path: o.out,
+          dirFile,
+          ...(o.refine !== undefined ? { refine: o.refine } : {}),
+          meta: {
+            ...prefixed(dirMeta),
+            command: process.argv.slice(2).join(" "),
+            model_name: model.name,
+            ...dataMeta(o, train, test),
+            kind: "interpolation",
+            to: o.to,
+          },
         },
-      });
+        recomputeFromFlags(o),
+      );
     });
 
   program

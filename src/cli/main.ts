@@ -19,11 +19,14 @@ import {
   taskFromFlags,
 } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber, shape } from "./_parse.ts";
+import { registerConnectCommand } from "./connect.ts";
 import { registerHessianCommand } from "./hessian.ts";
 import { registerLandscapeCommands } from "./landscape.ts";
 import { registerPlotCommands } from "./plot.ts";
 import { startProgress } from "./progress.ts";
 import { registerQueueCommands } from "./queue.ts";
+import { registerSharpnessCommand } from "./sharpness.ts";
+import { registerSpectrumCommand } from "./spectrum.ts";
 import { registerTrainCommand } from "./train.ts";
 import { registerTrajectoryCommand } from "./trajectory.ts";
 import { registerViewCommands } from "./view.ts";
@@ -190,11 +193,14 @@ dataOptions(modelOptions(program.command("evaluate")))
 
 registerLandscapeCommands(program);
 registerHessianCommand(program);
+registerSharpnessCommand(program);
+registerSpectrumCommand(program);
 registerPlotCommands(program);
 registerQueueCommands(program);
 registerViewCommands(program);
 registerTrainCommand(program);
 registerTrajectoryCommand(program);
+registerConnectCommand(program);
 
 try {
   await program.parseAsync(process.argv);

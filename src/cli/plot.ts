@@ -12,6 +12,7 @@ import {
 } from "../formats/surface-file.ts";
 import { COLORMAP_NAMES, type ColormapName } from "../plot/colormap.ts";
 import { exportSurface } from "../plot/export.ts";
+import { LEVEL_SPACINGS } from "../plot/options.ts";
 import { figureFormat, PLOT_KINDS, type PlotKind, plotSurfaces, writeFigure } from "../plot/plot.ts";
 import { defaultFontFiles } from "../plot/png.ts";
 import { oneOf, positiveInt, positiveNumber } from "./_parse.ts";
@@ -45,6 +46,20 @@ function levelsOption(text: string): number | number[] {
   return values;
 }
 
+/**
+ * The PDF creation date from SOURCE_DATE_EPOCH (seconds; the reproducible-builds
+ * convention), so a rebuilt figure has the same bytes; none when unset.
+ */
+function sourceDate(): { creationDate?: Date } {
+  const text = process.env["SOURCE_DATE_EPOCH"];
+  if (text === undefined || text === "") return {};
+  const seconds = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(seconds)) {
+    throw new Error(`SOURCE_DATE_EPOCH must be a whole number of seconds, got '${text}'`);
+  }
+  return { creationDate: new Date(seconds * 1000) };
+}
+
 /** A comma-separated list of labels. */
 function labelList(text: string): string[] {
   return text.split(",").map((s) => s.trim());
@@ -61,12 +76,14 @@ function readAll(files: readonly string[]): Surface[] {
 export function registerPlotCommands(program: Command): void {
   program
     .command("plot")
-    .description("draw a figure of surface files as SVG or PNG: contours, heat map, 3D surface, 1D curves")
+    .description(
+      "draw a figure of surface files as SVG, PNG or vector PDF: contours, heat map, 3D surface, 1D curves",
+    )
     .argument(
       "<surfaces...>",
       "surface files (.h5, losscape's or the reference code's); several only with --kind 1d",
     )
-    .requiredOption("--out <file>", "figure to write: .svg or .png")
+    .requiredOption("--out <file>", "figure to write: .svg, .png or .pdf (vector, fonts embedded)")
     .option(
       "--kind <kind>",
       `figure: ${PLOT_KINDS.join(", ")}`,
@@ -87,8 +104,13 @@ export function registerPlotCommands(program: Command): void {
     )
     .option(
       "--levels <n|list>",
-      "number of round contour levels, or the levels themselves (0.5,1,2,5)",
+      "number of contour levels (default 12 focused, 10 even), or the levels themselves (0.5,1,2,5)",
       levelsOption,
+    )
+    .option(
+      "--spacing <how>",
+      "levels from a count: focus (default: dense near the minimum, over the region of interest) or even",
+      oneOf("--spacing", LEVEL_SPACINGS),
     )
     .option("--log", "log color scale and log-spaced levels (1D: log loss axis)")
     .option("--zmax <v>", "clip finite values above this first", finiteNumber("--zmax"))
@@ -124,6 +146,7 @@ export function registerPlotCommands(program: Command): void {
         ...(o.vmax !== undefined ? { vmax: o.vmax } : {}),
         ...(o.step !== undefined ? { step: o.step } : {}),
         ...(o.levels !== undefined ? { levels: o.levels } : {}),
+        ...(o.spacing !== undefined ? { spacing: o.spacing } : {}),
         ...(o.log ? { log: true } : {}),
         ...(o.zmax !== undefined ? { zmax: o.zmax } : {}),
         ...(o.title !== undefined ? { title: o.title } : {}),
@@ -139,10 +162,9 @@ export function registerPlotCommands(program: Command): void {
           "plot: DejaVu Sans not found (Debian: apt-get install fonts-dejavu-core); using system fonts",
         );
       }
-      const r = writeFigure(o.out, svg, { scale: o.scale });
-      console.log(
-        `wrote ${r.path} (${r.format.toUpperCase()}, ${r.width} x ${r.height}, ${(r.bytes / 1024).toFixed(1)} KiB)`,
-      );
+      const r = writeFigure(o.out, svg, { scale: o.scale, ...sourceDate() });
+      const size = r.format === "pdf" ? `${r.width} x ${r.height} pt` : `${r.width} x ${r.height}`;
+      console.log(`wrote ${r.path} (${r.format.toUpperCase()}, ${size}, ${(r.bytes / 1024).toFixed(1)} KiB)`);
     });
 
   program

@@ -164,3 +164,154 @@ export function logTicks(min: number, max: number, fineDecades = 2): number[] {
   const every = decades > 24 ? Math.ceil(decades / 8) : decades > 12 ? 2 : 1;
   return decadeValues(lo, hi, decades <= fineDecades ? [1, 2, 5] : [1], every);
 }
+
+/**
+ * Options of `focusLevels`.
+ *
+ * @example
+ * const o: FocusLevelOptions = { count: 12, region: valuesInsidePathBox, toward: "min" };
+ */
+export interface FocusLevelOptions {
+  /** About how many levels between the region's low and high quantiles (default 12). */
+  count?: number;
+  /**
+   * The values of the region of interest (e.g. the grid values inside an
+   * optimization path's bounding box); its quantiles set the levels' span.
+   * Default: all values. Fewer than 4 finite values: all values are used.
+   */
+  region?: ArrayLike<number>;
+  /** Where levels crowd: at the minimum (losses, the default) or the maximum (accuracies). */
+  toward?: "min" | "max";
+  /** Levels start above this value instead of the data's minimum (for "max": below this high end). */
+  from?: number;
+  /** No level beyond this value (for "min": above it, for "max": below it). */
+  to?: number;
+  /** Quantiles of the region's heights above the minimum where the levels start and stop (default [0.02, 0.95]). */
+  quantiles?: readonly [number, number];
+}
+
+/** The q-quantile (0..1) of sorted values, linear between order statistics. */
+function quantileSorted(sorted: readonly number[], q: number): number {
+  const pos = q * (sorted.length - 1);
+  const k = Math.floor(pos);
+  const f = pos - k;
+  const a = sorted[k]!;
+  return k + 1 < sorted.length ? a + f * (sorted[k + 1]! - a) : a;
+}
+
+/**
+ * `v` rounded to the coarsest of the steps 10^e, 5·10^(e-1), 2·10^(e-1),
+ * 10^(e-1), ... that moves it by at most `tol` (so labels stay short).
+ */
+function roundWithin(v: number, tol: number): number {
+  let e = Math.floor(Math.log10(Math.max(Math.abs(v), tol * 10)));
+  for (let tries = 0; tries < 16; tries++, e--) {
+    for (const m of [10, 5, 2]) {
+      const step = (m / 10) * 10 ** e;
+      const r = Math.round(v / step) * step;
+      if (Math.abs(r - v) <= tol) return clean(r);
+    }
+  }
+  return clean(v);
+}
+
+/**
+ * Contour levels where the landscape is: dense near the minimum and spread
+ * over the values of a region of interest, not evenly over the whole range
+ * (where a steep wall would take every level). Levels sit at heights
+ * h_k = h_lo · r^k above the minimum m, geometrically spaced from the region's
+ * low quantile of heights (default 2 %, so the lowest ring encloses a few grid
+ * points) to its high quantile (default 95 %), in `count` steps; above that,
+ * up to `count / 2` more levels continue with ratio max(r, 1.5) towards the
+ * largest value, so walls keep a few coarse lines. Each level is rounded to a
+ * short decimal within a quarter of its gap to the level below. With
+ * `toward: "max"` the same is done from the maximum down. Returns [] when the
+ * values have no spread (a constant or empty field).
+ *
+ * On a paraboloid f = x² + y² the level sets are circles of radius
+ * sqrt(h_k): radii spaced geometrically, crowding towards the minimum.
+ *
+ * @example
+ * focusLevels(lossGrid);                                   // ~12 levels, dense near the minimum
+ * focusLevels(lossGrid, { region: valuesInPathBox });      // the path's valley gets the levels
+ * focusLevels(accGrid, { toward: "max", count: 8 });       // accuracies: dense near the maximum
+ */
+export function focusLevels(values: ArrayLike<number>, options: FocusLevelOptions = {}): number[] {
+  const where = "focusLevels()";
+  const { count = 12, region, toward = "min", from, to, quantiles = [0.02, 0.95] } = options;
+  if (!Number.isInteger(count) || count < 1) {
+    throw new Error(`${where}: 'count' must be a positive integer, got ${count}`);
+  }
+  checkCount(where, count);
+  if (toward !== "min" && toward !== "max") {
+    throw new Error(`${where}: 'toward' must be "min" or "max", got '${String(toward)}'`);
+  }
+  const [qLo, qHi] = quantiles;
+  if (!(qLo >= 0 && qHi <= 1 && qLo < qHi)) {
+    throw new Error(`${where}: 'quantiles' must be [lo, hi] with 0 <= lo < hi <= 1, got [${qLo}, ${qHi}]`);
+  }
+  for (const [name, v] of [
+    ["from", from],
+    ["to", to],
+  ] as const) {
+    if (v !== undefined && !Number.isFinite(v))
+      throw new Error(`${where}: '${name}' must be a finite number, got ${v}`);
+  }
+  // Work towards the minimum; "max" is the same on negated values.
+  const sign = toward === "min" ? 1 : -1;
+  const finite = (a: ArrayLike<number>): number[] => {
+    const out: number[] = [];
+    for (let k = 0; k < a.length; k++) {
+      const v = a[k]!;
+      if (Number.isFinite(v)) out.push(sign * v);
+    }
+    return out;
+  };
+  const all = finite(values);
+  if (all.length === 0) return [];
+  let roi = region === undefined ? all : finite(region);
+  if (roi.length < 4) roi = all;
+  let m = Number.POSITIVE_INFINITY;
+  let dataMax = Number.NEGATIVE_INFINITY;
+  for (const v of all) {
+    if (v < m) m = v;
+    if (v > dataMax) dataMax = v;
+  }
+  for (const v of roi) if (v < m) m = v;
+  if (from !== undefined) m = sign * from;
+  // Levels lie strictly below the largest value (a level there draws nothing) and up to `to`.
+  const hData = dataMax - m;
+  const hLimit = to === undefined ? hData : Math.min(hData, sign * to - m);
+  if (!(hData > 0) || !(hLimit > 0)) return [];
+  const heights = roi
+    .map((v) => Math.min(v - m, hLimit))
+    .filter((h) => h > 0)
+    .sort((a, b) => a - b);
+  if (heights.length === 0) return [];
+  let hLo = quantileSorted(heights, qLo);
+  let hHi = quantileSorted(heights, qHi);
+  if (!(hHi > hLo)) {
+    hLo = heights[0]!;
+    hHi = heights[heights.length - 1]!;
+  }
+  const raw: number[] = [];
+  if (count === 1 || !(hHi > hLo)) raw.push(Math.sqrt(hLo * hHi));
+  else {
+    const r = (hHi / hLo) ** (1 / (count - 1));
+    for (let k = 0; k < count; k++) raw.push(hLo * r ** k);
+    const up = Math.max(r, 1.5);
+    let h = hHi * up;
+    for (let extra = 0; extra < Math.ceil(count / 2) && h < hLimit; extra++, h *= up) raw.push(h);
+  }
+  const fits = (h: number) => h < hData && h <= hLimit * (1 + 1e-12);
+  const out: number[] = [];
+  let prev = 0;
+  for (const h of raw) {
+    if (!fits(h)) continue;
+    const v = roundWithin(m + h, 0.25 * (h - prev));
+    prev = h;
+    const last = out[out.length - 1];
+    if (v > m && v < dataMax && (last === undefined || v > last)) out.push(v);
+  }
+  return sign === 1 ? out : out.map((v) => clean(-v)).reverse();
+}

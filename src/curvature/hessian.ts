@@ -3,10 +3,16 @@
 // (src/core/lanczos.ts, Golub & Van Loan 10.1), optionally the top-k Ritz
 // values and Hutchinson's trace estimate (method.md, "Hessian curvature").
 
-import { hutchinsonTrace, lanczos } from "../core/lanczos.ts";
+import { hutchinsonTrace, hutchPlusPlusTrace, lanczos } from "../core/lanczos.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
 import { type HessianOperator, type HvpOptions, hessianOperator } from "./hvp.ts";
+
+/** How the trace is estimated. */
+export type TraceMethod = "hutchinson" | "hutch++";
+
+/** All trace methods, for validation and help texts. */
+export const TRACE_METHODS: readonly TraceMethod[] = ["hutchinson", "hutch++"];
 
 /** Options of the eigenvalue computation. */
 export interface ExtremesOptions {
@@ -22,8 +28,13 @@ export interface ExtremesOptions {
   seed?: number;
   /** Also report the k largest Ritz values (default 0). */
   topK?: number;
-  /** Also estimate the trace with this many Rademacher probes (Hutchinson; default 0: no trace). */
+  /**
+   * Also estimate the trace with this many Hessian-vector products (default 0: no trace): Rademacher
+   * probes for Hutchinson, or 3k products for Hutch++ (`traceMethod`).
+   */
   traceSamples?: number;
+  /** "hutchinson" (default: the mean of z^T H z) or "hutch++" (Meyer et al. 2021: a rank-k sketch + Hutchinson on the rest). */
+  traceMethod?: TraceMethod;
   /** Called after each Lanczos step with the current extreme Ritz values. */
   onIteration?: (k: number, max: number, min: number) => void;
 }
@@ -49,12 +60,33 @@ export interface HessianExtremes {
    * the same Krylov space (more iterations sharpen them).
    */
   readonly top?: readonly number[];
-  /** Hutchinson's trace estimate and its standard error (when asked). */
-  readonly trace?: { readonly trace: number; readonly stderr: number; readonly samples: number };
+  /**
+   * The trace estimate and its standard error (when asked); `samples` is the number of
+   * Hessian-vector products it used, `method` how it was estimated.
+   */
+  readonly trace?: {
+    readonly trace: number;
+    readonly stderr: number;
+    readonly samples: number;
+    readonly method: TraceMethod;
+  };
 }
 
 function checkOptions(o: ExtremesOptions, where: string): Required<Omit<ExtremesOptions, "onIteration">> {
-  const { tol = 1e-3, maxIterations = 100, seed = 0, topK = 0, traceSamples = 0 } = o;
+  const {
+    tol = 1e-3,
+    maxIterations = 100,
+    seed = 0,
+    topK = 0,
+    traceSamples = 0,
+    traceMethod = "hutchinson",
+  } = o;
+  if (!TRACE_METHODS.includes(traceMethod))
+    throw new Error(
+      `${where}: unknown 'traceMethod' '${traceMethod as string}'; expected one of ${TRACE_METHODS.join(", ")}`,
+    );
+  if (traceMethod === "hutch++" && traceSamples > 0 && traceSamples < 3)
+    throw new Error(`${where}: Hutch++ needs 'traceSamples' >= 3 products (3k), got ${traceSamples}`);
   if (!(tol > 0 && tol < 1)) throw new Error(`${where}: 'tol' must be in (0, 1), got ${tol}`);
   if (!Number.isInteger(maxIterations) || maxIterations < 2)
     throw new Error(`${where}: 'maxIterations' must be an integer >= 2, got ${maxIterations}`);
@@ -64,7 +96,7 @@ function checkOptions(o: ExtremesOptions, where: string): Required<Omit<Extremes
     throw new Error(`${where}: 'topK' must be a non-negative integer, got ${topK}`);
   if (!Number.isInteger(traceSamples) || traceSamples < 0)
     throw new Error(`${where}: 'traceSamples' must be a non-negative integer, got ${traceSamples}`);
-  return { tol, maxIterations, seed, topK, traceSamples };
+  return { tol, maxIterations, seed, topK, traceSamples, traceMethod };
 }
 
 /**
@@ -79,7 +111,10 @@ export async function operatorExtremes(
   H: Pick<HessianOperator, "hvp" | "mask">,
   options: ExtremesOptions = {},
 ): Promise<HessianExtremes> {
-  const { tol, maxIterations, seed, topK, traceSamples } = checkOptions(options, "operatorExtremes()");
+  const { tol, maxIterations, seed, topK, traceSamples, traceMethod } = checkOptions(
+    options,
+    "operatorExtremes()",
+  );
   const n = H.mask.length;
   const r = await lanczos((v) => H.hvp(v), n, {
     seed,
@@ -103,12 +138,20 @@ export async function operatorExtremes(
     ...(topK > 0 ? { top: Array.from(r.ritz.subarray(0, Math.min(topK, r.ritz.length))) } : {}),
   };
   if (traceSamples === 0) return out;
+  if (traceMethod === "hutch++") {
+    const t = await hutchPlusPlusTrace((v) => H.hvp(v), n, {
+      products: traceSamples,
+      seed: seed + 1,
+      mask: H.mask,
+    });
+    return { ...out, trace: { trace: t.trace, stderr: t.stderr, samples: t.products, method: traceMethod } };
+  }
   const trace = await hutchinsonTrace((v) => H.hvp(v), n, {
     samples: traceSamples,
     seed: seed + 1,
     mask: H.mask,
   });
-  return { ...out, trace };
+  return { ...out, trace: { ...trace, method: traceMethod } };
 }
 
 /**

@@ -3,7 +3,7 @@
 // range and levels, the layout (plot rectangle, color bar, axes), and drawing
 // missing points (diverged: hatched; not computed: grey).
 
-import { linearLevels, logLevels, MAX_LEVELS, niceLevels } from "../core/levels.ts";
+import { focusLevels, linearLevels, logLevels, MAX_LEVELS, niceLevels } from "../core/levels.ts";
 import {
   axis,
   type ColorbarSpec,
@@ -142,9 +142,24 @@ export function colorRange(
   return [lo, hi];
 }
 
-/** The contour levels the options ask for (see LevelOptions). */
-export function resolveLevels(where: string, p: Prepared, o: LevelOptions): number[] {
-  const { levels, step, log = false } = o;
+/**
+ * The contour levels the options ask for (see LevelOptions). `region` holds
+ * the values of the region of interest for focused levels (e.g. those inside
+ * a trajectory's bounding box); default: the whole field.
+ */
+export function resolveLevels(
+  where: string,
+  p: Prepared,
+  o: LevelOptions,
+  region?: ArrayLike<number>,
+): number[] {
+  const { levels, step, log = false, spacing = "focus", focus = "min" } = o;
+  if (spacing !== "focus" && spacing !== "even") {
+    throw new Error(`${where}: 'spacing' must be "focus" or "even", got '${String(spacing)}'`);
+  }
+  if (focus !== "min" && focus !== "max") {
+    throw new Error(`${where}: 'focus' must be "min" or "max", got '${String(focus)}'`);
+  }
   if (Array.isArray(levels)) {
     const list = levels as readonly number[];
     if (list.length === 0) throw new Error(`${where}: 'levels' is an empty list`);
@@ -173,6 +188,17 @@ export function resolveLevels(where: string, p: Prepared, o: LevelOptions): numb
       return logLevels(lo, hi, count);
     }
     if (step !== undefined) return linearLevels(lo, hi, step);
+    if (spacing === "focus") {
+      const [from, to] = focus === "min" ? [o.vmin, o.vmax] : [o.vmax, o.vmin];
+      const focused = focusLevels(p.values, {
+        count: count ?? 12,
+        toward: focus,
+        ...(region !== undefined ? { region } : {}),
+        ...(from !== undefined ? { from } : {}),
+        ...(to !== undefined ? { to } : {}),
+      });
+      if (focused.length > 0) return focused;
+    }
     return niceLevels(lo, hi, count ?? 10);
   } catch (e) {
     throw rename(e);

@@ -164,10 +164,20 @@ function levelRange(
   return colorRange(where, p, o);
 }
 
-/** The field, its levels and color scale: what the three level-based figures share. */
-function levelScale(where: string, field: Field2D, options: ContourOptions, role: ColormapRole) {
+/**
+ * The field, its levels and color scale: what the three level-based figures
+ * share. `regionOf` picks the values of the region of interest that focused
+ * levels are spread over (default: the whole field).
+ */
+function levelScale(
+  where: string,
+  field: Field2D,
+  options: ContourOptions,
+  role: ColormapRole,
+  regionOf?: (p: Prepared) => ArrayLike<number> | undefined,
+) {
   const p = prepareField(where, field, options.zmax);
-  const levels = resolveLevels(where, p, options);
+  const levels = resolveLevels(where, p, options, regionOf?.(p));
   const [lo, hi] = levelRange(where, p, options, levels);
   const t = normalizer(lo, hi, options.log ?? false);
   const cmap = colorsFor(options.cmap, role);
@@ -192,9 +202,10 @@ function lineLayers(
 
 /**
  * Contour lines of a 2D field, colored by level, with inline level labels and
- * a color bar. Levels come from `levels`/`step`/`vmin`/`vmax`/`log` (see
- * LevelOptions); non-finite points leave holes, hatched (diverged) or grey
- * (not computed).
+ * a color bar. Levels come from `levels`/`step`/`vmin`/`vmax`/`log`/`spacing`
+ * (see LevelOptions; by default focused: dense near the minimum, see
+ * src/core/levels.ts focusLevels); non-finite points leave holes, hatched
+ * (diverged) or grey (not computed).
  *
  * @example
  * const svg = contourFigure({ x: s.x, y: s.y!, values: s.values.train_loss!, done: s.done },
@@ -295,6 +306,34 @@ export function filledContourFigure(field: Field2D, options: FilledContourOption
 }
 
 /**
+ * The finite values of the grid points inside the bounding box of `points`
+ * (widened by 5 % of its span on each side), or undefined when the box holds
+ * fewer than 4 of them (then the whole field counts).
+ */
+function pathBoxValues(p: Prepared, points: readonly [number, number][]): number[] | undefined {
+  if (points.length === 0) return undefined;
+  let [x0, x1, y0, y1] = [Infinity, -Infinity, Infinity, -Infinity];
+  for (const [a, b] of points) {
+    x0 = Math.min(x0, a);
+    x1 = Math.max(x1, a);
+    y0 = Math.min(y0, b);
+    y1 = Math.max(y1, b);
+  }
+  const px = 0.05 * (x1 - x0);
+  const py = 0.05 * (y1 - y0);
+  const out: number[] = [];
+  for (let i = 0; i < p.nx; i++) {
+    if (p.x[i]! < x0 - px || p.x[i]! > x1 + px) continue;
+    for (let j = 0; j < p.ny; j++) {
+      if (p.y[j]! < y0 - py || p.y[j]! > y1 + py) continue;
+      const v = p.values[i * p.ny + j]!;
+      if (Number.isFinite(v)) out.push(v);
+    }
+  }
+  return out.length >= 4 ? out : undefined;
+}
+
+/**
  * An optimization path in the plane of a surface: projected coordinates of
  * each checkpoint (non-finite ones leave a gap) and optional labels (e.g. epoch
  * numbers; empty strings are not drawn).
@@ -325,7 +364,9 @@ export interface TrajectoryOptions extends ContourOptions {
  * Contour lines with an optimization path on top (the reference's
  * plot_contour_trajectory). The axes cover both the surface and the path; the
  * start is an open circle, the end a filled one, labelled points get their
- * label. Axis labels usually carry the PCA explained variance.
+ * label. Axis labels usually carry the PCA explained variance. Default levels
+ * are focused on the values inside the path's bounding box, so the valley the
+ * path crosses gets its contours.
  *
  * @example
  * const svg = trajectoryFigure(field, { x: px, y: py, labels: ["0", "", "", "10"] },
@@ -353,11 +394,14 @@ export function trajectoryFigure(
       `${where}: path 'labels' has ${path.labels.length} entries but the path has ${path.x.length} points`,
     );
   }
-  const { p, levels, lo, hi, t, cmap, missing } = levelScale(where, field, options, "trajectory");
-  // Axes span the surface and the path, with a small margin when the path sticks out.
   const pts: [number, number][] = [];
   for (let k = 0; k < path.x.length; k++) pts.push([path.x[k]!, path.y[k]!]);
   const ok = pts.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
+  // Levels focus on the values inside the path's bounding box (5 % margin).
+  const { p, levels, lo, hi, t, cmap, missing } = levelScale(where, field, options, "trajectory", (q) =>
+    pathBoxValues(q, ok),
+  );
+  // Axes span the surface and the path, with a small margin when the path sticks out.
   const span = (lo0: number, hi0: number, vals: number[]): [number, number] => {
     const a = Math.min(lo0, ...vals);
     const b = Math.max(hi0, ...vals);
@@ -437,15 +481,18 @@ export function trajectoryFigure(
   path.labels?.forEach((label, k) => {
     const [a, b] = pts[k]!;
     if (!label || !Number.isFinite(a) || !Number.isFinite(b)) return;
+    // A white halo drawn first, then the label: a separate element rather
+    // than paint-order, which PDF converters do not all honour.
+    const at = { "font-size": 11, "stroke-linejoin": "round" };
     trail.push(
       text(L.xs.map(a) + 6, L.ys.map(b) - 6, label, {
-        class: "point-label",
-        "font-size": 11,
-        fill: "#8b0000",
+        class: "point-label-halo",
+        ...at,
+        fill: "white",
         stroke: "white",
         "stroke-width": 3,
-        "paint-order": "stroke",
       }),
+      text(L.xs.map(a) + 6, L.ys.map(b) - 6, label, { class: "point-label", ...at, fill: "#8b0000" }),
     );
   });
   content.push(el("g", { class: "path" }, trail));

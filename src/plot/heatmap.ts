@@ -36,6 +36,9 @@ function heatmap(where: string, role: ColormapRole, field: Field2D, options: Hea
   const missing = hasMissing(p);
   const L = mapLayout(p, { ...options, colorbar, legendRow: missing });
   // Each point owns the rectangle halfway to its neighbours (edges at the grid's border).
+  // Cells reach 0.5 px into the next one (the plot's clip path cuts the border), so
+  // renderers that anti-alias every edge (PDF viewers ignore crispEdges) show no seams.
+  const SEAM = 0.5;
   const cells: string[] = [];
   for (let i = 0; i < p.nx; i++) {
     for (let j = 0; j < p.ny; j++) {
@@ -47,8 +50,8 @@ function heatmap(where: string, role: ColormapRole, field: Field2D, options: Hea
         el("rect", {
           x: Math.min(x0, x1),
           y: Math.min(y0, y1),
-          width: Math.abs(x1 - x0),
-          height: Math.abs(y1 - y0),
+          width: Math.abs(x1 - x0) + SEAM,
+          height: Math.abs(y1 - y0) + SEAM,
           fill: rgbHex(cmap(t(p.values[k]!))),
         }),
       );

@@ -65,15 +65,35 @@ export interface ColorOptions {
 }
 
 /**
- * Which contour levels to draw: an explicit list, a count of round levels,
- * a step from vmin (the reference's vmin/vmax/vlevel), or log spacing.
+ * How contour levels are spaced when neither a list, a `step` nor `log` is
+ * given: "focus" (the default) puts them where the landscape is, dense near
+ * the minimum and spread over the region of interest (src/core/levels.ts
+ * `focusLevels`); "even" puts round levels evenly over the color range.
+ *
+ * @example
+ * const spacing: LevelSpacing = "even";
+ */
+export type LevelSpacing = "focus" | "even";
+
+/** The level spacings, for option parsing. */
+export const LEVEL_SPACINGS: readonly LevelSpacing[] = ["focus", "even"];
+
+/**
+ * Which contour levels to draw: an explicit list, a step from vmin (the
+ * reference's vmin/vmax/vlevel), log spacing, or a count of levels spaced by
+ * `spacing` (default: focused on the minimum and the region of interest).
  *
  * @example
  * const levels: LevelOptions = { vmin: 0.1, vmax: 10, step: 0.5 }; // the reference's defaults
+ * const dense: LevelOptions = { levels: 16 };                       // 16 focused levels
  */
 export interface LevelOptions extends ColorOptions {
-  /** A count of round levels (default 10), or the levels themselves. */
+  /** A count of levels (default 12 focused, 10 even), or the levels themselves. */
   levels?: number | readonly number[];
-  /** Distance between levels, starting at vmin. */
+  /** Distance between levels, starting at vmin (the reference's vlevel). */
   step?: number;
+  /** Spacing of levels from a count (default "focus"); vmin/vmax bound it. */
+  spacing?: LevelSpacing;
+  /** Where focused levels crowd: "min" (losses, the default) or "max" (accuracies). */
+  focus?: "min" | "max";
 }

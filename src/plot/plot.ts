@@ -1,6 +1,6 @@
 // Figures of surface files: picks the figure builder for a kind, checks that
 // the surfaces fit it (1D or 2D, quantity present), fills in labels from the
-// quantity, and writes SVG or PNG. What `losscape plot` runs.
+// quantity, and writes SVG, PNG or PDF. What `losscape plot` runs.
 
 import { extname } from "node:path";
 import { writeFileAtomic } from "../formats/atomic.ts";
@@ -10,6 +10,7 @@ import { contourFigure, filledContourFigure } from "./contour.ts";
 import { eigenRatio, heatmapFigure, hessianFigure } from "./heatmap.ts";
 import { lineFigure, lossAccuracyFigure, overlayFigure } from "./lines.ts";
 import type { FigureOptions, LevelOptions } from "./options.ts";
+import { type PdfOptions, svgToPdf } from "./pdf.ts";
 import { type PngOptions, rasterize } from "./png.ts";
 import { surface3dFigure } from "./surface3d.ts";
 
@@ -145,7 +146,12 @@ export function plotSurfaces(surfaces: readonly Surface[], options: PlotOptions)
     cmap: options.cmap,
     colorbar: options.colorbar,
   });
-  const levels = defined({ levels: options.levels, step: options.step });
+  const levels = defined({
+    levels: options.levels,
+    step: options.step,
+    spacing: options.spacing,
+    focus: options.focus,
+  });
 
   if (kind === "1d") {
     for (const [k, s] of surfaces.entries()) {
@@ -155,8 +161,8 @@ export function plotSurfaces(surfaces: readonly Surface[], options: PlotOptions)
         );
       }
     }
-    if (options.step !== undefined || options.levels !== undefined) {
-      throw new Error(`${where}: 'step' and 'levels' apply to contour figures, not to 1D plots`);
+    if (options.step !== undefined || options.levels !== undefined || options.spacing !== undefined) {
+      throw new Error(`${where}: 'step', 'levels' and 'spacing' apply to contour figures, not to 1D plots`);
     }
     const first = surfaces[0]!;
     const xlabel =
@@ -231,6 +237,8 @@ export function plotSurfaces(surfaces: readonly Surface[], options: PlotOptions)
   const values = s.values[quantity];
   if (!values) throw new Error(`${where}: '${name}' has no '${quantity}' (it has ${has(s)})`);
   const field = { x: s.x, y: s.y, values, done: s.done };
+  // Focused levels crowd where the landscape is best: the minimum of a loss, the maximum of an accuracy.
+  if (levels.focus === undefined && quantity.endsWith("_acc")) levels.focus = "max";
   const labelled = {
     ...figure,
     ...color,
@@ -244,8 +252,10 @@ export function plotSurfaces(surfaces: readonly Surface[], options: PlotOptions)
     case "filled":
       return filledContourFigure(field, { ...labelled, ...levels, ...defined({ lines: options.lines }) });
     case "heatmap":
-      if (options.step !== undefined || options.levels !== undefined) {
-        throw new Error(`${where}: 'step' and 'levels' apply to contour figures; a heat map is continuous`);
+      if (options.step !== undefined || options.levels !== undefined || options.spacing !== undefined) {
+        throw new Error(
+          `${where}: 'step', 'levels' and 'spacing' apply to contour figures; a heat map is continuous`,
+        );
       }
       return heatmapFigure(field, labelled);
     case "surface3d":
@@ -259,10 +269,13 @@ export function plotSurfaces(surfaces: readonly Surface[], options: PlotOptions)
 }
 
 /** The output formats of `writeFigure`, by file extension. */
-export type FigureFormat = "svg" | "png";
+export type FigureFormat = "svg" | "png" | "pdf";
+
+/** The extensions `writeFigure` accepts, for messages and option help. */
+export const FIGURE_EXTENSIONS = [".svg", ".png", ".pdf"] as const;
 
 /**
- * The format of a figure path from its extension (.svg or .png).
+ * The format of a figure path from its extension (.svg, .png or .pdf).
  *
  * @example
  * figureFormat("fig.png"); // "png"
@@ -271,19 +284,31 @@ export function figureFormat(path: string): FigureFormat {
   const ext = extname(path).toLowerCase();
   if (ext === ".svg") return "svg";
   if (ext === ".png") return "png";
-  throw new Error(`output '${path}' must end in .svg or .png, got '${ext || "no extension"}'`);
+  if (ext === ".pdf") return "pdf";
+  throw new Error(`output '${path}' must end in .svg, .png or .pdf, got '${ext || "no extension"}'`);
 }
 
 /**
- * Writes an SVG figure to `path` as SVG or PNG (by extension), atomically.
+ * Options of `writeFigure`: those of PNG rendering (`scale`, `fontFiles`) and
+ * of PDF output (`fonts`, `creationDate`, `compress`).
+ *
+ * @example
+ * const o: WriteFigureOptions = { scale: 2, creationDate: new Date(0) };
+ */
+export interface WriteFigureOptions extends PngOptions, PdfOptions {}
+
+/**
+ * Writes an SVG figure to `path` as SVG, PNG or vector PDF (by extension),
+ * atomically. Width and height are pixels for SVG and PNG, points for PDF.
  *
  * @example
  * writeFigure("fig.png", plotSurfaces([s], { kind: "heatmap" }), { scale: 2 });
+ * writeFigure("fig.pdf", plotSurfaces([s], { kind: "contour" })); // fonts embedded
  */
 export function writeFigure(
   path: string,
   svg: string,
-  options: PngOptions = {},
+  options: WriteFigureOptions = {},
 ): { path: string; format: FigureFormat; bytes: number; width: number; height: number } {
   const format = figureFormat(path);
   if (format === "svg") {
@@ -296,6 +321,11 @@ export function writeFigure(
       width: Number(m?.[1] ?? 0),
       height: Number(m?.[2] ?? 0),
     };
+  }
+  if (format === "pdf") {
+    const figure = svgToPdf(svg, options);
+    writeFileAtomic(path, figure.pdf);
+    return { path, format, bytes: figure.pdf.length, width: figure.width, height: figure.height };
   }
   const image = rasterize(svg, options);
   writeFileAtomic(path, image.png);

@@ -1,22 +1,47 @@
 // SVG -> PNG with resvg (no browser). resvg only draws text with fonts it has
-// loaded, so DejaVu Sans (Debian's fonts-dejavu-core, installed by .ci/run) is
-// loaded explicitly; without it the system fonts are searched instead.
+// loaded, so DejaVu Sans is loaded explicitly: from the dejavu-fonts-ttf
+// package (a dependency), else the system's (Debian's fonts-dejavu-core);
+// without either the system fonts are searched instead.
 
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { Resvg } from "@resvg/resvg-js";
 
 /** Where Debian and most Linux distributions put DejaVu. */
 const DEJAVU_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF"];
 const DEJAVU_FILES = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"];
 
+/** DejaVu Sans from the dejavu-fonts-ttf package, or [] when it is not installed. */
+function packagedFontFiles(): string[] {
+  const require = createRequire(import.meta.url);
+  try {
+    return DEJAVU_FILES.map((f) => require.resolve(`dejavu-fonts-ttf/ttf/${f}`));
+  } catch {
+    return [];
+  }
+}
+
 /**
- * The DejaVu Sans files found on this machine (regular and bold), or [] when
- * none is installed.
+ * The DejaVu Sans files (regular and bold): the dejavu-fonts-ttf package's,
+ * else the system's, or [] when neither is installed.
  *
  * @example
- * defaultFontFiles(); // ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", ".../DejaVuSans-Bold.ttf"]
+ * defaultFontFiles(); // [".../node_modules/dejavu-fonts-ttf/ttf/DejaVuSans.ttf", ".../DejaVuSans-Bold.ttf"]
  */
 export function defaultFontFiles(): string[] {
+  const packaged = packagedFontFiles();
+  if (packaged.length > 0) return packaged;
+  return systemFontFiles();
+}
+
+/**
+ * The DejaVu Sans files of the system (Debian's fonts-dejavu-core and the
+ * like), or [] when none is installed.
+ *
+ * @example
+ * systemFontFiles(); // ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", ".../DejaVuSans-Bold.ttf"]
+ */
+export function systemFontFiles(): string[] {
   for (const dir of DEJAVU_DIRS) {
     const files = DEJAVU_FILES.map((f) => `${dir}/${f}`).filter((f) => existsSync(f));
     if (files.length > 0) return files;

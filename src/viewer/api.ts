@@ -11,7 +11,7 @@ import type { SurfaceQuantity } from "../formats/quantities.ts";
  *
  * @example
  * const entry: SurfaceListEntry = { id: "s3f2a", name: "resnet56.h5", status: "ok", dims: 2, nx: 51, ny: 51,
- *   quantities: ["train_loss", "train_acc"], interpolation: false, trajectory: false };
+ *   quantities: ["train_loss", "train_acc"], interpolation: false, trajectory: false, kind: "random" };
  */
 export type SurfaceListEntry = SurfaceListOk | SurfaceListError;
 
@@ -31,6 +31,8 @@ export interface SurfaceListOk {
   interpolation: boolean;
   /** A projected optimization path is available for this surface. */
   trajectory: boolean;
+  /** What made the surface, from its metadata (`kind`: "random", "trajectory", "interpolation", ...), or null. */
+  kind: string | null;
 }
 
 /** A `.h5` file that is not a readable surface: missing, corrupt, or of another kind. */

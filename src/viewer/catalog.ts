@@ -142,6 +142,7 @@ export class SurfaceCatalog {
             quantities: SURFACE_QUANTITIES.filter((q) => s.values[q] !== undefined),
             interpolation: s.meta["kind"] === "interpolation",
             trajectory: s.y !== null && this.trajectoryFor(f, s) !== null,
+            kind: s.meta["kind"] ?? null,
           });
           break;
         }

@@ -74,6 +74,56 @@ describe("losscape plot", () => {
     expect(readFileSync(svg, "utf8")).toMatch(/data-level="0.6"/);
   });
 
+  it("writes every kind as a vector PDF with the page size in points", async () => {
+    const cases: [string, string[]][] = [
+      ["contour", [surf2d]],
+      ["filled", [surf2d]],
+      ["heatmap", [holes]],
+      ["surface3d", [surf2d]],
+      ["1d", [small, large]],
+    ];
+    for (const [kind, inputs] of cases) {
+      const out = join(dir, `${kind}.pdf`);
+      const r = await run("plot", ...inputs, "--kind", kind, "--out", out);
+      expect(r.err).toBe("");
+      expect(r.out).toMatch(new RegExp(`wrote .*${kind}\\.pdf \\(PDF, 480 x 360 pt, [\\d.]+ KiB\\)`));
+      const text = readFileSync(out).toString("latin1");
+      expect(text.startsWith("%PDF-")).toBe(true);
+      expect(text).toMatch(/\/FontFile2 /);
+    }
+  });
+
+  it("takes the PDF creation date from SOURCE_DATE_EPOCH, so rebuilt figures are identical", async () => {
+    const a = join(dir, "a.pdf");
+    const b = join(dir, "b.pdf");
+    process.env["SOURCE_DATE_EPOCH"] = "1700000000";
+    try {
+      expect((await run("plot", surf2d, "--out", a)).ok).toBe(true);
+      expect((await run("plot", surf2d, "--out", b)).ok).toBe(true);
+    } finally {
+      delete process.env["SOURCE_DATE_EPOCH"];
+    }
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+    expect(readFileSync(a).toString("latin1")).toMatch(/\(D:20231114221320Z\)/);
+  });
+
+  it("focuses the default levels on the minimum; --spacing even spaces them evenly", async () => {
+    const focused = join(dir, "focused.svg");
+    const even = join(dir, "even.svg");
+    expect((await run("plot", surf2d, "--out", focused)).ok).toBe(true);
+    expect((await run("plot", surf2d, "--spacing", "even", "--levels", "5", "--out", even)).ok).toBe(true);
+    const levels = (file: string) =>
+      [...readFileSync(file, "utf8").matchAll(/class="level" data-level="([\d.]+)"/g)].map((m) =>
+        Number(m[1]),
+      );
+    const f = levels(focused);
+    const e = levels(even);
+    expect(f.length).toBeGreaterThanOrEqual(10);
+    // Focused: gaps grow away from the minimum; even: one gap.
+    expect(f[f.length - 1]! - f[f.length - 2]!).toBeGreaterThan(3 * (f[1]! - f[0]!));
+    for (let k = 2; k < e.length; k++) expect(e[k]! - e[k - 1]!).toBeCloseTo(e[1]! - e[0]!, 9);
+  });
+
   it("passes levels, log, zmax, color map, labels and size to the figure", async () => {
     const out = join(dir, "opts.svg");
     const r = await run(
@@ -217,7 +267,15 @@ describe("losscape plot", () => {
         ["plot", surf2d, "--kind", "hessian", "--out", out],
         /lacks Hessian eigenvalues: needs 'min_eig' and 'max_eig'/,
       ],
-      [["plot", surf2d, "--out", join(dir, "fig.pdf")], /must end in \.svg or \.png, got '\.pdf'/],
+      [["plot", surf2d, "--out", join(dir, "fig.eps")], /must end in \.svg, \.png or \.pdf, got '\.eps'/],
+      [
+        ["plot", surf2d, "--spacing", "dense", "--out", out],
+        /--spacing expects one of focus, even, got 'dense'/,
+      ],
+      [
+        ["plot", surf2d, "--kind", "heatmap", "--spacing", "even", "--out", out],
+        /'step', 'levels' and 'spacing' apply to contour figures; a heat map is continuous/,
+      ],
       [["plot", surf2d, holes, "--out", out], /draws one surface, got 2; only --kind 1d overlays several/],
       [["plot", small, large, "--kind", "1d", "--labels", "a", "--out", out], /1 labels for 2 surfaces/],
       [["plot", surf2d, "--cmap", "jet", "--out", out], /--cmap expects one of paper, viridis/],

@@ -165,3 +165,77 @@ describe("figure options are checked", () => {
     ).toThrow(/has no 'train_loss' \(it has train_acc\)/);
   });
 });
+
+/** The levels a contour figure drew (data-level of its level paths or bands). */
+function drawnLevels(svg: string, cls = "level"): number[] {
+  return [...svg.matchAll(new RegExp(`class="${cls}" data-level="([-\\d.e]+)"`, "g"))].map((m) =>
+    Number(m[1]),
+  );
+}
+
+/** A valley 0.05 + 2 r^2 and a steep wall beyond x = 0.5 rising to ~30: the demo's trajectory plane in miniature. */
+function valleyWithWall(n = 31): Field2D {
+  const s = paraboloid(n, n);
+  const values = Array.from(s.x).flatMap((x) =>
+    Array.from(s.y!, (y) => 0.05 + 2 * (x * x + y * y) + (x > 0.5 ? 100 * (x - 0.5) ** 2 : 0)),
+  );
+  return { x: s.x, y: s.y!, values };
+}
+
+describe("default contour levels show where the landscape is", () => {
+  const path = {
+    x: Array.from({ length: 9 }, (_, k) => -0.7 * Math.exp(-k / 2.5)),
+    y: Array.from({ length: 9 }, (_, k) => 0.5 * Math.exp(-k / 2.5) * Math.cos(k)),
+  };
+
+  it("contour lines crowd into the valley next to a wall; 'even' spacing is the old behaviour", () => {
+    const f = valleyWithWall();
+    const focused = drawnLevels(contourFigure(f));
+    expect(focused.filter((v) => v < 2).length).toBeGreaterThanOrEqual(7);
+    const even = drawnLevels(contourFigure(f, { spacing: "even" }));
+    expect(even.filter((v) => v < 2)).toEqual([]);
+    for (let k = 2; k < even.length; k++) expect(even[k]! - even[k - 1]!).toBeCloseTo(even[1]! - even[0]!, 9);
+  });
+
+  it("the reference's vmin/vmax/step still gives exactly its levels", () => {
+    const svg = contourFigure(valleyWithWall(), { vmin: 0.1, vmax: 10, step: 0.5 });
+    const want = Array.from({ length: 20 }, (_, k) => Number((0.1 + 0.5 * k).toFixed(1)));
+    expect(drawnLevels(svg)).toEqual(want.filter((v) => v < 30));
+  });
+
+  it("a trajectory's contours cover the values inside the path's bounding box", () => {
+    const f = valleyWithWall();
+    const svg = trajectoryFigure(f, path, { xlabel: "1st PC", ylabel: "2nd PC" });
+    // The grid values inside the path's box (5 % margin), computed here from the closed form.
+    const [x0, x1] = [Math.min(...path.x), Math.max(...path.x)];
+    const [y0, y1] = [Math.min(...path.y), Math.max(...path.y)];
+    const inBox: number[] = [];
+    for (let i = 0; i < f.x.length; i++) {
+      for (let j = 0; j < f.y.length; j++) {
+        const x = f.x[i]!;
+        const y = f.y[j]!;
+        const mx = 0.05 * (x1 - x0);
+        const my = 0.05 * (y1 - y0);
+        if (x >= x0 - mx && x <= x1 + mx && y >= y0 - my && y <= y1 + my)
+          inBox.push(f.values[i * f.y.length + j]!);
+      }
+    }
+    const lo = Math.min(...inBox);
+    const hi = Math.max(...inBox);
+    const levels = drawnLevels(svg);
+    expect(levels.filter((v) => v > lo && v < hi).length).toBeGreaterThanOrEqual(10);
+    expect(Math.max(...levels)).toBeLessThan(30);
+    expectGolden("trajectory-valley", svg);
+  });
+
+  it("filled contours band the valley too, and accuracies crowd towards their maximum", () => {
+    const f = valleyWithWall();
+    expect(drawnLevels(filledContourFigure(f), "band").filter((v) => v < 2).length).toBeGreaterThanOrEqual(7);
+    const acc = { ...f, values: Array.from(f.values, (v) => 100 * Math.exp(-v / 2)) };
+    const up = drawnLevels(contourFigure(acc, { focus: "max" }));
+    expect(up.filter((v) => v > 50).length).toBeGreaterThanOrEqual(7);
+    expect(() => contourFigure(f, { spacing: "dense" as "even" })).toThrow(
+      /contourFigure\(\): 'spacing' must be "focus" or "even", got 'dense'/,
+    );
+  });
+});

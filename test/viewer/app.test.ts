@@ -3,8 +3,10 @@
 // grid must not come out transposed).
 
 import { describe, expect, test } from "vitest";
+import type { SurfaceListOk } from "../../src/viewer/api.ts";
+import { firstViewRank, mainSurface } from "../../src/viewer/app/choose.ts";
 import { colormapTable, plotlyColorscale } from "../../src/viewer/app/colormaps.ts";
-import { contourLevels, contourPaths } from "../../src/viewer/app/contour.ts";
+import { contourLevels, contourPaths, focusedLevels } from "../../src/viewer/app/contour.ts";
 import {
   bilinear,
   displayValue,
@@ -200,5 +202,112 @@ describe("figures", () => {
     expect(layout.yaxis.type).toBe("log");
     expect(layout.yaxis.range).toEqual([0, 1]);
     expect(layout.yaxis2.range).toEqual([0, 100]);
+  });
+});
+
+describe("focused contour levels (the figures' rule)", () => {
+  const x = linspace(-1, 1, 41);
+  const y = linspace(-1, 1, 31);
+  // A valley and a steep wall beyond x = 0.5: even levels would all sit on the wall.
+  const z = field(x, y, (a, b) => 0.05 + 2 * (a * a + b * b) + (a > 0.5 ? 100 * (a - 0.5) ** 2 : 0));
+
+  test("levels crowd into the valley, and into the trajectory's box when there is one", () => {
+    const even = contourLevels(0.05, 29, 12);
+    expect(even.filter((l) => l < 2)).toHaveLength(0);
+    const levels = focusedLevels(z, x, y, { count: 12, lo: 0.05, hi: 29 });
+    expect(levels.filter((l) => l < 2).length).toBeGreaterThanOrEqual(7);
+    // A path in the valley's left half: [-0.8, -0.2] x [-0.3, 0.3] holds values 0.13..1.5.
+    const trajectory = { x: [-0.8, -0.5, -0.2], y: [0.3, -0.3, 0] };
+    const boxed = focusedLevels(z, x, y, { count: 12, lo: 0.05, hi: 29, trajectory });
+    const inBox = boxed.filter((l) => l > 0.13 && l < 1.6);
+    expect(inBox.length).toBeGreaterThanOrEqual(10);
+  });
+
+  test("accuracies crowd towards the maximum; a flat field falls back to even levels", () => {
+    const acc = z.map((v) => 100 * Math.exp(-v));
+    const levels = focusedLevels(acc, x, y, { count: 10, toward: "max", lo: 0, hi: 100 });
+    expect(levels.filter((l) => l > 50).length).toBeGreaterThanOrEqual(6);
+    const flat = new Float64Array(x.length * y.length).fill(1);
+    expect(focusedLevels(flat, x, y, { count: 3, lo: 0, hi: 2 })).toEqual(contourLevels(0, 2, 3));
+  });
+
+  test("the contour map draws the focused levels, or the levels it is given", () => {
+    const view: PlaneView = {
+      name: "v.h5",
+      x,
+      y,
+      raw: z,
+      z,
+      quantity: "train_loss",
+      log: false,
+      zmax: null,
+      trajectory: null,
+    };
+    const colors = { cmin: 0.05, cmax: 29, colormap: "viridis" as const, showScale: true };
+    const count = (levels: number | number[]) => {
+      const fig = contourFigure(view, colors, { levels, image: null, selected: null, uirevision: "v" });
+      const lines = fig.data[0] as { x: (number | null)[]; y: (number | null)[] };
+      const values: number[] = [];
+      for (let k = 0; k < lines.x.length; k++) {
+        const a = lines.x[k];
+        const b = lines.y[k];
+        if (a === null || b === null || a === undefined || b === undefined) continue;
+        values.push(0.05 + 2 * (a * a + b * b) + (a > 0.5 ? 100 * (a - 0.5) ** 2 : 0));
+      }
+      return values;
+    };
+    // Contour points of the focused levels mostly lie in the valley (value < 2).
+    const focused = count(12);
+    expect(focused.filter((v) => v < 2).length / focused.length).toBeGreaterThan(0.4);
+    const given = count([20]);
+    expect(given.every((v) => Math.abs(v - 20) < 1)).toBe(true);
+  });
+});
+
+describe("the surface the viewer opens first", () => {
+  const entry = (name: string, o: Partial<SurfaceListOk> = {}): SurfaceListOk => ({
+    id: `id:${name}`,
+    name,
+    status: "ok",
+    dims: 2,
+    nx: 21,
+    ny: 21,
+    quantities: ["train_loss", "train_acc"],
+    interpolation: false,
+    trajectory: false,
+    kind: "random",
+    ...o,
+  });
+  // The demo's folder, sorted by name as the catalog lists it.
+  const demo = [
+    entry("hessian.h5", { nx: 3, ny: 3, quantities: ["max_eig", "min_eig"], kind: null }),
+    entry("interpolation.h5", { dims: 1, ny: null, interpolation: true, kind: "interpolation" }),
+    entry("surface.h5"),
+    entry("trajectory.surface.h5", { kind: "trajectory" }),
+  ];
+
+  test("is the main 2D train-loss surface of the demo's folder, not the Hessian map", () => {
+    expect(mainSurface(demo)).toBe("id:surface.h5");
+    expect(
+      mainSurface(demo.map((e) => (e.name === "surface.h5" ? { ...e, name: "runs/a/surface.h5" } : e))),
+    ).toBe("id:surface.h5");
+  });
+
+  test("prefers any plain 2D loss surface, then 1D, then trajectories, then Hessian maps", () => {
+    const noMain = demo.filter((e) => e.name !== "surface.h5");
+    expect(mainSurface([...noMain, entry("b.h5"), entry("a.h5")])).toBe("id:b.h5"); // listing order breaks ties
+    expect(mainSurface(noMain)).toBe("id:interpolation.h5");
+    const noLine = noMain.filter((e) => e.dims === 2);
+    expect(mainSurface(noLine)).toBe("id:trajectory.surface.h5");
+    expect(mainSurface(noLine.filter((e) => e.kind !== "trajectory"))).toBe("id:hessian.h5");
+    expect(mainSurface([])).toBeNull();
+    // A loss surface with eigenvalues comes after plain ones, a test loss only after both; a path after 1D.
+    const eig = entry("e.h5", { quantities: ["train_loss", "max_eig", "min_eig"] });
+    expect(firstViewRank(entry("plain.h5"))).toBe(1);
+    expect(firstViewRank(eig)).toBe(2);
+    expect(firstViewRank(entry("t.h5", { quantities: ["test_loss"] }))).toBe(3);
+    expect(firstViewRank(entry("p.h5", { trajectory: true }))).toBe(5);
+    expect(firstViewRank(entry("acc.h5", { quantities: ["train_acc"] }))).toBe(7);
+    expect(mainSurface([entry("p.h5", { trajectory: true }), eig])).toBe("id:e.h5");
   });
 });

@@ -154,6 +154,11 @@ describe.skipIf(CHROMIUM === undefined)(`viewer in a real browser (${CHROMIUM})`
     await expect(page.locator("#surface-list li.error").first().textContent()).resolves.toMatch(
       /broken\.h5.*not an HDF5 file/s,
     );
+    // The main loss surface opens first (a plain 2D train-loss surface), not the one with the Hessian and path.
+    await expect(page.locator("h2.surface-title").textContent()).resolves.toMatch(/^steep\.h5/);
+    const before = await renders(page);
+    await page.getByRole("button", { name: "paraboloid.h5" }).click();
+    await rendered(page, before);
     await expect(page.locator("h2.surface-title").textContent()).resolves.toMatch(/^paraboloid\.h5/);
     expect(await page.locator("#plot-3d canvas").count()).toBeGreaterThan(0);
     const shot = await page.locator("#plot-3d").screenshot({ path: artifact("surface-3d.png") });
@@ -283,10 +288,12 @@ describe.skipIf(CHROMIUM === undefined)(`viewer in a real browser (${CHROMIUM})`
     expect(await report.title()).toMatch(/Paraboloid report/);
     const shot = await report.locator("#plot-3d").screenshot();
     expect((await pixelStats(report, shot)).colourful).toBeGreaterThan(0.03);
-    // The values come from the embedded data: the default point is the centre (7, 5).
-    const want = readSurface(join(data, "paraboloid.h5"));
+    // The values come from the embedded data: the report opens the main loss surface (steep.h5,
+    // 21 x 21), and the default point is its centre (10, 10).
+    await expect(report.locator("h2.surface-title").textContent()).resolves.toMatch(/^steep\.h5/);
+    const want = readSurface(join(data, "steep.h5"));
     const train = report.locator('#details td[data-quantity="train_loss"]');
-    expect(Number(await train.getAttribute("data-value"))).toBe(want.values.train_loss![7 * 11 + 5]);
+    expect(Number(await train.getAttribute("data-value"))).toBe(want.values.train_loss![10 * 21 + 10]);
     await report.screenshot({ path: artifact("report.png"), fullPage: true });
     expect(requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:"))).toEqual([]);
     expect(errors).toEqual([]);

@@ -6,7 +6,7 @@
 
 import type { TrajectoryJson } from "../api.ts";
 import { type ColormapName, plotlyColorscale } from "./colormaps.ts";
-import { contourLevels, contourPaths } from "./contour.ts";
+import { contourPaths, focusedLevels } from "./contour.ts";
 import { bilinear, formatValue, QUANTITY_LABELS, type ViewQuantity } from "./field.ts";
 
 /** A Plotly trace or layout, untyped (plotly.js ships no types in the dist bundle). */
@@ -180,7 +180,8 @@ export function surface3dFigure(
 
 /**
  * The contour map of a plane: the field shaded (`image`, a data URL made from
- * `shadeField`), contour lines at `levels` even steps of the colour range,
+ * `shadeField`), contour lines at about `levels` levels focused on the
+ * minimum and the trajectory (or at the levels given),
  * the trajectory, the selected point, and an invisible marker on every grid
  * point that answers hover and click (customdata [i, j]) and draws the colour bar.
  *
@@ -195,13 +196,29 @@ export function contourFigure(
     image,
     selected,
     uirevision,
-  }: { levels: number; image: string | null; selected: GridPoint | null; uirevision: string },
+  }: {
+    /** About this many levels focused on the view (src/viewer/app/contour.ts focusedLevels), or the levels themselves. */
+    levels: number | readonly number[];
+    image: string | null;
+    selected: GridPoint | null;
+    uirevision: string;
+  },
 ): Figure {
   const nx = v.x.length;
   const ny = v.y.length;
   const [xt, yt] = planeAxisTitles(v.trajectory);
   const title = valueTitle(v.quantity, v.log, v.zmax);
-  const lines = contourPaths(v.z, v.x, v.y, contourLevels(c.cmin, c.cmax, levels));
+  const drawn =
+    typeof levels === "number"
+      ? focusedLevels(v.z, v.x, v.y, {
+          count: levels,
+          trajectory: v.trajectory,
+          toward: v.quantity.endsWith("_acc") ? "max" : "min",
+          lo: c.cmin,
+          hi: c.cmax,
+        })
+      : levels;
+  const lines = contourPaths(v.z, v.x, v.y, drawn);
   const px: number[] = [];
   const py: number[] = [];
   const color: (number | null)[] = [];

@@ -12,7 +12,9 @@
 import Plotly, { type PlotlyEvent } from "plotly.js-gl3d-dist-min";
 import { POINT, POINT_NAMES, SURFACE_QUANTITIES } from "../../formats/quantities.ts";
 import type { SurfaceJson, SurfaceList, SurfaceListOk } from "../api.ts";
+import { mainSurface } from "./choose.ts";
 import { COLORMAPS, type ColormapName, isColormap } from "./colormaps.ts";
+import { focusedLevels } from "./contour.ts";
 import {
   displayField,
   finiteRange,
@@ -82,7 +84,7 @@ const state: State = {
   log: false,
   clip: CLIP_OFF,
   colormap: "viridis",
-  levels: 20,
+  levels: 12,
   selected: null,
   selected1d: null,
   compareAt: null,
@@ -719,6 +721,13 @@ async function renderCompare(token: number): Promise<void> {
     const displayed = views.flatMap((v) => (v === null ? [] : [v.z]));
     const [cmin, cmax] = colorRange(q, displayed);
     const zrange = zRange(displayed, [cmin, cmax]);
+    // One set of levels for every plane, focused on all of them together, so equal lines mean equal values.
+    const levels = focusedLevels(Float64Array.from(displayed.flatMap((z) => Array.from(z))), [], [], {
+      count: state.levels,
+      toward: q.endsWith("_acc") ? "max" : "min",
+      lo: cmin,
+      hi: cmax,
+    });
     const at = state.compareAt ?? { x: 0, y: 0 };
     const onClick = (e: PlotlyEvent) => {
       const p = e.points?.[0];
@@ -757,7 +766,7 @@ async function renderCompare(token: number): Promise<void> {
         draw(
           contourDiv,
           contourFigure(v, colors, {
-            levels: state.levels,
+            levels,
             image: shadeImage(s.id, v, colors),
             selected,
             uirevision: s.id,
@@ -920,7 +929,7 @@ function wireControls(): void {
   const levels = byId<HTMLInputElement>("levels");
   levels.addEventListener("change", () => {
     const n = Math.round(Number(levels.value));
-    state.levels = Number.isFinite(n) ? Math.min(60, Math.max(3, n)) : 20;
+    state.levels = Number.isFinite(n) ? Math.min(60, Math.max(3, n)) : 12;
     levels.value = String(state.levels);
     void render();
   });
@@ -968,7 +977,7 @@ async function start(): Promise<void> {
     return;
   }
   const ok = okEntries();
-  state.active = (ok.find((e) => e.dims === 2) ?? ok[0])?.id ?? null;
+  state.active = mainSurface(ok);
   readHash();
   await render();
 }
