@@ -2,6 +2,7 @@
 // models (mode connectivity, Garipov et al. 2018) and reports loss, accuracy
 // and barrier heights along it and along the straight line.
 
+import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import type { OptimizerConfig } from "../core/optim.ts";
 import type { Dataset } from "../data/dataset.ts";
@@ -9,6 +10,7 @@ import { DEFAULT_BN_BATCH_SIZE, DEFAULT_BN_BATCHES } from "../landscape/bn.ts";
 import { CURVE_KINDS, type CurveKind } from "../landscape/connect.ts";
 import { connectModels } from "../landscape/connect-job.ts";
 import { loadParams } from "../model/checkpoint.ts";
+import { writeFigure } from "../plot/plot.ts";
 import { dataOptions, loadFromFlags, modelOptions, openFromFlags, taskFromFlags } from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
@@ -83,6 +85,7 @@ export function registerConnectCommand(program: Command): void {
     )
     .option("--bn-seed <n>", "--bn recompute: seed of the choice of batches", nonNegativeInt("--bn-seed"), 0)
     .option("--test", "also compute test loss and accuracy along the paths")
+    .option("--pdf", "also write each figure as a vector PDF (fonts embedded) beside its SVG")
     .action(async (o) => {
       if (!Number.isFinite(o.momentum) || o.momentum < 0 || o.momentum >= 1)
         throw new Error(`--momentum expects a number in [0, 1), got '${o.momentum}'`);
@@ -141,6 +144,12 @@ export function registerConnectCommand(program: Command): void {
         },
       });
       bar?.stop();
+      if (o.pdf)
+        for (const svg of r.figures.filter((f) => f.endsWith(".svg"))) {
+          const pdf = `${svg.slice(0, -".svg".length)}.pdf`;
+          writeFigure(pdf, readFileSync(svg, "utf8"));
+          r.figures.push(pdf);
+        }
       const c = r.connection;
       const row = (name: string, m: typeof c.curve) =>
         `  ${name.padEnd(6)} ${m.train_loss.map((v) => v.toFixed(3)).join(" ")}`;

@@ -95,7 +95,7 @@ export function registerSpectrumCommand(program: Command): void {
     .option("--points <n>", "grid points of the density", positiveInt("--points"), 1000)
     .option("--out <file>", "write everything as JSON (nodes, weights, moments, trace, density)")
     .option("--csv <file>", "write the nodes and weights as CSV (probe,node,weight)")
-    .option("--figure <file>", "draw the log-density against the eigenvalue (.svg or .png)")
+    .option("--figure <file>", "draw the log-density against the eigenvalue (.svg, .png or .pdf)")
     .option("--title <text>", "title of the figure")
     .option("--json", "print the summary as one JSON line")
     .option("--plan", "print probes x steps x samples and the estimated time, then exit")

@@ -56,7 +56,7 @@ export function registerTrajectoryCommand(program: Command): void {
       "run folder(s) with epoch-NNN.safetensors (several: figures side by side)",
     )
     .option("--out <prefix>", "output prefix (default: <run>/trajectory)")
-    .option("--figure <file>", "figure file (.svg or .png; default: <prefix>.png)")
+    .option("--figure <file>", "figure file (.svg, .png or .pdf; default: <prefix>.png)")
     .option("--points <n>", "grid points per axis", positiveInt("--points"), 21)
     .option(
       "--margin <f>",

@@ -27,7 +27,10 @@ export function registerViewCommands(program: Command): void {
   program
     .command("view")
     .description("interactive viewer of surface files in the browser (3D, contours, slices, comparison)")
-    .argument("<paths...>", "folders (searched for .h5 surfaces) and surface files")
+    .argument(
+      "<paths...>",
+      "folders (searched for .h5 surfaces and connect/spectrum/sharpness .json files) and such files",
+    )
     .option(
       "--host <host>",
       "interface to listen on; other than localhost exposes the files to the network",
@@ -49,10 +52,13 @@ export function registerViewCommands(program: Command): void {
       if (!isLoopback(o.host)) {
         console.log(`warning: listening on ${o.host}: anyone who can reach it can read these surfaces`);
       }
-      const { surfaces } = viewer.list();
-      const bad = surfaces.filter((s) => s.status === "error");
+      const { surfaces, analyses } = viewer.list();
+      const bad = [...surfaces, ...analyses].filter((s) => s.status === "error");
       for (const s of bad) console.log(`warning: ${s.error}`);
-      console.log(`${surfaces.length - bad.length} surface(s) under ${paths.join(", ")}`);
+      const good = analyses.filter((a) => a.status === "ok").length;
+      console.log(
+        `${surfaces.filter((s) => s.status === "ok").length} surface(s)${good > 0 ? ` and ${good} analysis file(s)` : ""} under ${paths.join(", ")}`,
+      );
       console.log(`losscape viewer at ${viewer.url} (Ctrl-C to stop)`);
       await new Promise<void>((stop) => {
         process.once("SIGINT", () => stop());
@@ -66,15 +72,20 @@ export function registerViewCommands(program: Command): void {
     .description(
       "write one self-contained HTML file (no server needed) with the viewer and the surfaces' data",
     )
-    .argument("<paths...>", "folders (searched for .h5 surfaces) and surface files")
+    .argument(
+      "<paths...>",
+      "folders (searched for .h5 surfaces and connect/spectrum/sharpness .json files) and such files",
+    )
     .requiredOption("--out <file>", "HTML file to write, e.g. report.html")
     .option("--title <text>", "title of the page", "losscape report")
     .action(async (paths, o) => {
       const { html, summary } = await renderReport({ paths, title: o.title, log: (l) => console.log(l) });
       for (const error of summary.errors) console.log(`warning: ${error}`);
-      if (summary.surfaces === 0)
-        throw new Error(`no readable surface file under ${paths.join(", ")}; nothing written`);
+      if (summary.surfaces === 0 && summary.analyses === 0)
+        throw new Error(`no readable surface or analysis file under ${paths.join(", ")}; nothing written`);
       writeFileAtomic(o.out, html);
-      console.log(`wrote ${o.out}: ${summary.surfaces} surface(s); open it in a browser`);
+      console.log(
+        `wrote ${o.out}: ${summary.surfaces} surface(s)${summary.analyses > 0 ? `, ${summary.analyses} analysis file(s)` : ""}; open it in a browser`,
+      );
     });
 }

@@ -53,8 +53,147 @@ export interface SurfaceListError {
  */
 export interface SurfaceList {
   surfaces: SurfaceListEntry[];
+  /** The analyses' JSON files (connect, spectrum, sharpness), readable or not; sorted by name. */
+  analyses: AnalysisListEntry[];
   skipped: { name: string; reason: string }[];
 }
+
+/**
+ * What an analysis JSON file holds: a mode-connectivity run (`losscape
+ * connect`'s connect.json), a Hessian spectral density (`losscape spectrum
+ * --out`) or a sharpness table (`losscape sharpness --out x.json`, the demo's
+ * sharpness.json).
+ *
+ * @example
+ * const kind: AnalysisKind = "spectrum";
+ */
+export type AnalysisKind = "connect" | "spectrum" | "sharpness";
+
+/**
+ * One analysis file found, recognised by its contents: one the page can open
+ * with `GET /api/analysis?id=<id>`, or one that is damaged (shown with its reason).
+ *
+ * @example
+ * const entry: AnalysisListEntry = { id: "f3a9", name: "connect/connect.json", status: "ok",
+ *   analysis: "connect", summary: "bezier curve, 21 points, train barrier 0.012 (line 1.93)" };
+ */
+export type AnalysisListEntry =
+  | { id: string; name: string; status: "ok"; analysis: AnalysisKind; summary: string }
+  | { id: string; name: string; status: "error"; error: string };
+
+/** A barrier along a path: max over t of value(t) minus the chord of the end values, and where. null: not finite. */
+export interface BarrierJson {
+  height: number | null;
+  at: number | null;
+}
+
+/** Loss and accuracy (%) at the points t of a path; null where not finite. */
+export interface PathJson {
+  train_loss: (number | null)[];
+  train_acc: (number | null)[];
+  test_loss?: (number | null)[];
+  test_acc?: (number | null)[];
+}
+
+/**
+ * `GET /api/analysis?id=<id>` for connect.json: loss and accuracy along the
+ * trained curve and along the straight line, the barriers, the settings, and
+ * the plane surface (plane.h5 beside it) when it is served too.
+ *
+ * @example
+ * const a = (await (await fetch(`/api/analysis?id=${id}`)).json()) as ConnectAnalysisJson;
+ * a.barriers.curve.train_loss?.height; // 0.012
+ */
+export interface ConnectAnalysisJson {
+  analysis: "connect";
+  id: string;
+  name: string;
+  /** The curve: "bezier" or "polychain". */
+  kind: string;
+  t: number[];
+  curve: PathJson;
+  line: PathJson;
+  /** Per path, per quantity (train_loss, train_error, test_loss, test_error; error = 100 - accuracy). */
+  barriers: { curve: Record<string, BarrierJson>; line: Record<string, BarrierJson> };
+  /** Batch norm at the points: "recompute" or "interpolate". */
+  bn: string;
+  /** The run's settings as the file states them (model, steps, lr, seed, batch_size, bn_settings...). */
+  settings: Record<string, string>;
+  /** The training loss of each step of the control point, when recorded. */
+  trainingLosses: (number | null)[] | null;
+  /** The surface of the curve's plane (plane.h5 in the same folder), when listed. */
+  plane: { id: string; name: string } | null;
+}
+
+/**
+ * `GET /api/analysis?id=<id>` for a spectrum JSON: the broadened SLQ density
+ * on its grid, the quadrature nodes and weights per probe, and the settings.
+ *
+ * @example
+ * const a = (await (await fetch(`/api/analysis?id=${id}`)).json()) as SpectrumAnalysisJson;
+ * a.probes * a.steps; // Hessian-vector products
+ */
+export interface SpectrumAnalysisJson {
+  analysis: "spectrum";
+  id: string;
+  name: string;
+  probes: number;
+  steps: number;
+  /** The Gaussian broadening of the density. */
+  sigma: number;
+  grid: number[];
+  density: (number | null)[];
+  nodes: number[][];
+  weights: number[][];
+  /** Moments mean_p sum_j w t^k, k = 0.., when recorded. */
+  moments: number[] | null;
+  /** Hutchinson's trace from the same probes, when recorded. */
+  trace: { trace: number; stderr: number; samples: number } | null;
+  /** Other settings as the file states them (model, data, samples, seed, distribution, dimension, products, method). */
+  settings: Record<string, string>;
+}
+
+/** One model's row of a sharpness table; null where a value is not finite. */
+export interface SharpnessRowJson {
+  label: string;
+  loss: number | null;
+  /** Fraction 0..1. */
+  accuracy: number | null;
+  epsilon: { sharpness: number | null; epsilon: number | null; accepted: number | null };
+  average: { sharpness: number | null; stderr: number | null; rho: number | null };
+  worstL2: { sharpness: number | null; rho: number | null; accepted: number | null };
+  worstLinf: { sharpness: number | null; rho: number | null; accepted: number | null };
+  lambdaMax: number | null;
+  lambdaResidual: number | null;
+  lambdaConverged: boolean;
+  trace: { trace: number | null; stderr: number | null; samples: number; method: string } | null;
+  seconds: number | null;
+}
+
+/**
+ * `GET /api/analysis?id=<id>` for a sharpness table: the shared settings
+ * (radii, steps, samples, Lanczos, trace) and a row per model.
+ *
+ * @example
+ * const a = (await (await fetch(`/api/analysis?id=${id}`)).json()) as SharpnessAnalysisJson;
+ * a.rows.map((r) => r.worstL2.sharpness);
+ */
+export interface SharpnessAnalysisJson {
+  analysis: "sharpness";
+  id: string;
+  name: string;
+  model: string | null;
+  settings: Record<string, string | number>;
+  rows: SharpnessRowJson[];
+}
+
+/**
+ * An analysis as the API serves it, by its `analysis` kind.
+ *
+ * @example
+ * if (a.analysis === "spectrum") console.log(a.sigma);
+ */
+export type AnalysisJson = ConnectAnalysisJson | SpectrumAnalysisJson | SharpnessAnalysisJson;
 
 /**
  * A projected optimization path (Li et al. 2018, section 7) to draw on a
@@ -118,12 +257,14 @@ export interface ApiError {
  * surface's data or error by id.
  *
  * @example
- * const bundle: ReportData = { title: "run 1", list, surfaces: { [id]: surfaceJson } };
+ * const bundle: ReportData = { title: "run 1", list, surfaces: { [id]: surfaceJson }, analyses: {} };
  */
 export interface ReportData {
   title: string;
   list: SurfaceList;
   surfaces: Record<string, SurfaceJson | ApiError>;
+  /** Every listed analysis's data or error by id. */
+  analyses: Record<string, AnalysisJson | ApiError>;
 }
 
 /** The id of the `<script type="application/json">` element a report keeps its data in. */

@@ -1,5 +1,6 @@
-// The files a viewer or a report may show: the `.h5` surfaces under the
-// folders and files it was given, and nothing else. Every request is answered
+// The files a viewer or a report may show: the `.h5` surfaces and the
+// analyses' `.json` files (connect, spectrum, sharpness; see analysis.ts)
+// under the folders and files it was given, and nothing else. Every request is answered
 // from this whitelist by opaque id, so no request path ever reaches the disk;
 // symlinks that lead out of a given folder are left out. Folders are rescanned
 // on every listing (new surfaces appear while a run writes them); files are
@@ -10,16 +11,30 @@ import { type Dirent, readdirSync, readFileSync, realpathSync, statSync } from "
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { decodeH5 } from "../formats/h5.ts";
 import { parseSurface, SURFACE_QUANTITIES, type Surface } from "../formats/surface-file.ts";
-import type { ApiError, SurfaceJson, SurfaceList, SurfaceListEntry, TrajectoryJson } from "./api.ts";
+import { analysisSummary, isAnalysisCandidate, type ParsedAnalysis, parseAnalysis } from "./analysis.ts";
+import type {
+  AnalysisJson,
+  AnalysisListEntry,
+  ApiError,
+  SurfaceJson,
+  SurfaceList,
+  SurfaceListEntry,
+  TrajectoryJson,
+} from "./api.ts";
 import { surfaceToJson } from "./surface-json.ts";
 
 /** How deep folders are searched below each folder given. */
 const MAX_DEPTH = 6;
 
+/** Analysis files are small (a spectrum is ~100 kB); a larger .json is not read. */
+const MAX_ANALYSIS_BYTES = 32 * 1024 * 1024;
+
 type Classified =
   | { kind: "surface"; surface: Surface }
   | { kind: "direction"; explainedVarianceRatio: [number, number] | null }
   | { kind: "projection"; x: number[]; y: number[] }
+  | { kind: "analysis"; value: ParsedAnalysis }
+  | { kind: "foreign"; reason: string }
   | { kind: "error"; error: string };
 
 /** A `.h5` file found under the given paths, by its real path. */
@@ -31,6 +46,11 @@ interface FoundFile {
   /** Set when the file cannot even be looked at (given but missing, not .h5). */
   problem?: string;
 }
+
+/** The answer to a request for one analysis: its JSON, or an error with an HTTP status. */
+export type AnalysisLookup =
+  | { ok: true; analysis: AnalysisJson }
+  | { ok: false; status: 404 | 422; error: ApiError };
 
 /** The answer to a request for one surface: its JSON, or an error with an HTTP status. */
 export type SurfaceLookup =
@@ -52,6 +72,11 @@ function toPosix(path: string): string {
 
 function isH5(name: string): boolean {
   return /\.h5$/i.test(name);
+}
+
+/** A file the catalog reads: a surface (.h5) or a possible analysis (.json). */
+function isServed(name: string): boolean {
+  return isH5(name) || isAnalysisCandidate(name);
 }
 
 function message(e: unknown): string {
@@ -127,8 +152,23 @@ export class SurfaceCatalog {
     this.scan();
     const found = [...this.files.values()].map((f) => ({ f, c: this.read(f) }));
     const surfaces: SurfaceListEntry[] = [];
+    const analyses: AnalysisListEntry[] = [];
     const skipped = [...this.skipped];
     for (const { f, c } of found) {
+      if (isAnalysisCandidate(f.name) && !isH5(f.name)) {
+        if (c.kind === "analysis")
+          analyses.push({
+            id: f.id,
+            name: f.name,
+            status: "ok",
+            analysis: c.value.analysis,
+            summary: analysisSummary(c.value),
+          });
+        else if (c.kind === "error")
+          analyses.push({ id: f.id, name: f.name, status: "error", error: c.error });
+        else if (c.kind === "foreign") skipped.push({ name: f.name, reason: c.reason });
+        continue;
+      }
       switch (c.kind) {
         case "surface": {
           const s = c.surface;
@@ -155,12 +195,62 @@ export class SurfaceCatalog {
         case "error":
           surfaces.push({ id: f.id, name: f.name, status: "error", error: c.error });
           break;
+        case "analysis":
+        case "foreign":
+          break; // only .json files are read as analyses
         default:
           c satisfies never;
       }
     }
     surfaces.sort((a, b) => a.name.localeCompare(b.name));
-    return { surfaces, skipped };
+    analyses.sort((a, b) => a.name.localeCompare(b.name));
+    return { surfaces, analyses, skipped };
+  }
+
+  /**
+   * One listed analysis as JSON, with its id and name; a mode-connectivity
+   * run links the plane surface (plane.h5 in its folder) when that is served.
+   * Unknown ids are 404; a file that became unreadable or vanished is 422/404.
+   */
+  analysis(id: string): AnalysisLookup {
+    const found = this.find(id);
+    if (found === undefined)
+      return { ok: false, status: 404, error: { error: `no analysis with id '${id}'` } };
+    const c = this.read(found);
+    if (c.kind === "error") {
+      const missing = /not found|no longer exists/.test(c.error);
+      return { ok: false, status: missing ? 404 : 422, error: { error: c.error, file: found.name } };
+    }
+    if (c.kind !== "analysis") {
+      return {
+        ok: false,
+        status: 422,
+        error: { error: `'${found.name}' is not an analysis file (${c.kind})`, file: found.name },
+      };
+    }
+    const base = { id: found.id, name: found.name };
+    if (c.value.analysis !== "connect") return { ok: true, analysis: { ...c.value, ...base } };
+    const planePath = join(dirname(found.path), "plane.h5");
+    const plane = [...this.files.values()].find((f) => f.path === planePath);
+    const isSurface = plane !== undefined && this.read(plane).kind === "surface";
+    return {
+      ok: true,
+      analysis: {
+        ...c.value,
+        ...base,
+        plane: isSurface ? { id: plane.id, name: plane.name } : null,
+      },
+    };
+  }
+
+  private find(id: string): FoundFile | undefined {
+    if (this.files.size === 0) this.scan();
+    let f = this.files.get(id);
+    if (f === undefined) {
+      this.scan();
+      f = this.files.get(id);
+    }
+    return f;
   }
 
   /**
@@ -169,12 +259,7 @@ export class SurfaceCatalog {
    * the reason.
    */
   surface(id: string): SurfaceLookup {
-    if (this.files.size === 0) this.scan();
-    let f = this.files.get(id);
-    if (f === undefined) {
-      this.scan();
-      f = this.files.get(id);
-    }
+    const f = this.find(id);
     if (f === undefined) return { ok: false, status: 404, error: { error: `no surface with id '${id}'` } };
     const c = this.read(f);
     if (c.kind === "error") {
@@ -182,7 +267,8 @@ export class SurfaceCatalog {
       return { ok: false, status: missing ? 404 : 422, error: { error: c.error, file: f.name } };
     }
     if (c.kind !== "surface") {
-      return { ok: false, status: 422, error: { error: `'${f.name}' is a ${c.kind} file`, file: f.name } };
+      const what = c.kind === "analysis" || c.kind === "foreign" ? "JSON" : c.kind;
+      return { ok: false, status: 422, error: { error: `'${f.name}' is a ${what} file`, file: f.name } };
     }
     const trajectory = c.surface.y === null ? null : this.trajectoryFor(f, c.surface);
     return { ok: true, surface: surfaceToJson(c.surface, { id: f.id, name: f.name, trajectory }) };
@@ -202,7 +288,18 @@ export class SurfaceCatalog {
     if (hit !== undefined && hit.stamp === stamp) return hit.value;
     let value: Classified;
     try {
-      value = classify(new Uint8Array(readFileSync(f.path)), f.name);
+      if (isH5(f.name)) value = classify(new Uint8Array(readFileSync(f.path)), f.name);
+      else if (Number(stamp.split(":")[0]) > MAX_ANALYSIS_BYTES)
+        value = { kind: "foreign", reason: "JSON file too large to be an analysis (over 32 MiB)" };
+      else {
+        const parsed = parseAnalysis(readFileSync(f.path, "utf8"), f.name);
+        value =
+          parsed.kind === "analysis"
+            ? { kind: "analysis", value: parsed.value }
+            : parsed.kind === "foreign"
+              ? { kind: "foreign", reason: parsed.reason }
+              : { kind: "error", error: parsed.error };
+      }
     } catch (e) {
       value = { kind: "error", error: unreadable(f.name, e) };
     }
@@ -276,8 +373,13 @@ export class SurfaceCatalog {
       }
       if (!isDir) {
         const name = basename(abs);
-        if (!isH5(name)) {
-          add({ id: idOf(real), name, path: real, problem: `'${given}' is not a .h5 surface file` });
+        if (!isServed(name)) {
+          add({
+            id: idOf(real),
+            name,
+            path: real,
+            problem: `'${given}' is not a .h5 surface file or a .json analysis file`,
+          });
         } else add({ id: idOf(real), name, path: real });
         continue;
       }
@@ -299,7 +401,7 @@ export class SurfaceCatalog {
             try {
               target = realpathSync(full);
             } catch {
-              if (isH5(e.name)) skipped.push({ name, reason: "broken symlink" });
+              if (isServed(e.name)) skipped.push({ name, reason: "broken symlink" });
               continue;
             }
             if (!isInside(real, target)) {
@@ -318,7 +420,7 @@ export class SurfaceCatalog {
               visited.add(target);
               walk(target === full ? full : target, depth + 1);
             }
-          } else if (st.isFile() && isH5(e.name))
+          } else if (st.isFile() && isServed(e.name))
             add({ id: idOf(target), name, path: target }, target !== full);
         }
       };

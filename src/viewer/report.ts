@@ -29,6 +29,8 @@ export interface ReportSummary {
   surfaces: number;
   /** Listed files that could not be read (shown in the report with their reason). */
   errors: string[];
+  /** Analyses included (connect, spectrum, sharpness). */
+  analyses: number;
 }
 
 function escapeHtml(text: string): string {
@@ -55,7 +57,13 @@ export function collectReportData(paths: readonly string[], title: string): Repo
     const answer = catalog.surface(entry.id);
     surfaces[entry.id] = answer.ok ? answer.surface : answer.error;
   }
-  return { title, list, surfaces };
+  const analyses: ReportData["analyses"] = {};
+  for (const entry of list.analyses) {
+    if (entry.status !== "ok") continue;
+    const answer = catalog.analysis(entry.id);
+    analyses[entry.id] = answer.ok ? answer.analysis : answer.error;
+  }
+  return { title, list, surfaces, analyses };
 }
 
 /**
@@ -104,12 +112,17 @@ export async function renderReport({
 }: ReportOptions): Promise<{ html: string; summary: ReportSummary }> {
   const data = collectReportData(paths, title);
   const dir = appDir ?? (await ensureViewerBuild({ log }));
-  const errors = data.list.surfaces.flatMap((s) =>
-    s.status !== "error" ? [] : [s.error.includes(s.name) ? s.error : `${s.name}: ${s.error}`],
-  );
+  const named = (s: { name: string; error: string }) =>
+    s.error.includes(s.name) ? s.error : `${s.name}: ${s.error}`;
+  const errors = data.list.surfaces.flatMap((s) => (s.status !== "error" ? [] : [named(s)]));
+  const analysisErrors = data.list.analyses.flatMap((a) => (a.status !== "error" ? [] : [named(a)]));
   return {
     html: inlineReport(dir, data),
-    summary: { surfaces: data.list.surfaces.length - errors.length, errors },
+    summary: {
+      surfaces: data.list.surfaces.length - errors.length,
+      errors: [...errors, ...analysisErrors],
+      analyses: data.list.analyses.length - analysisErrors.length,
+    },
   };
 }
 

@@ -1,5 +1,5 @@
-// The `losscape view` server: the built viewer app and a two-route JSON API
-// over the surfaces under the given folders and files (see api.ts). It serves
+// The `losscape view` server: the built viewer app and a three-route JSON API
+// over the surfaces and analyses under the given folders and files (see api.ts). It serves
 // nothing else: app files come from a list made at start, surfaces from the
 // catalog by opaque id, so no part of a request path ever becomes a file path.
 // Bound to 127.0.0.1 by default; then requests naming another host are refused
@@ -16,7 +16,7 @@ import { SurfaceCatalog } from "./catalog.ts";
 
 /** Options of `startViewer`. */
 export interface ViewerOptions {
-  /** Folders (searched for .h5 surfaces) and surface files to serve. */
+  /** Folders (searched for .h5 surfaces and .json analyses) and such files to serve. */
   paths: readonly string[];
   /** Interface to listen on; anything but loopback exposes the files to the network. */
   host?: string;
@@ -172,6 +172,24 @@ export async function startViewer({
       } else {
         const answer = catalog.surface(id);
         if (answer.ok) sendJson(res, 200, answer.surface, head);
+        else sendError(res, answer.status, answer.error, head);
+      }
+      return;
+    }
+    if (url.pathname === "/api/analysis") {
+      const id = url.searchParams.get("id");
+      if (id === null || id === "") {
+        sendError(res, 400, { error: "missing query parameter 'id' (from /api/surfaces, 'analyses')" }, head);
+      } else if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+        sendError(
+          res,
+          403,
+          { error: "analysis ids are opaque names from /api/surfaces; paths are refused" },
+          head,
+        );
+      } else {
+        const answer = catalog.analysis(id);
+        if (answer.ok) sendJson(res, 200, answer.analysis, head);
         else sendError(res, answer.status, answer.error, head);
       }
       return;

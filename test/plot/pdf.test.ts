@@ -7,11 +7,14 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { spectralDensity } from "../../src/curvature/spectrum.ts";
 import { sideBySide } from "../../src/plot/compose.ts";
+import { connectionFigure, curvePlaneFigure } from "../../src/plot/connect.ts";
 import { trajectoryFigure } from "../../src/plot/contour.ts";
 import { type PdfOptions, pdfFonts, svgToPdf } from "../../src/plot/pdf.ts";
 import { type PlotKind, plotSurfaces, writeFigure } from "../../src/plot/plot.ts";
-import { tempDir } from "../helpers.ts";
+import { spectrumFigure } from "../../src/plot/spectrum.ts";
+import { runCli, tempDir } from "../helpers.ts";
 import { expectPdfGolden, normalizePdf } from "./_golden.ts";
 import { bumpySurface, curve1D, holeySurface } from "./_surfaces.ts";
 
@@ -50,6 +53,27 @@ const eig1 = curve1D(11);
 eig1.values.min_eig = eig1.values.train_loss!.map((v) => -0.2 * v);
 eig1.values.max_eig = eig1.values.train_loss!.map((v) => 2 + v);
 
+// A spectrum of two probes with known nodes and weights: a bulk near 0 and an outlier at 8.
+const quadrature = {
+  nodes: [Float64Array.of(8, 1.5, 0.2, -0.3), Float64Array.of(7.6, 1.1, 0.05, -0.5)],
+  weights: [Float64Array.of(0.05, 0.15, 0.5, 0.3), Float64Array.of(0.04, 0.2, 0.56, 0.2)],
+};
+const density = spectralDensity(quadrature, { sigma: 0.1, points: 200 });
+// Loss along a curve (low everywhere) and along the straight line (a barrier in the middle).
+const t = Array.from({ length: 11 }, (_, i) => i / 10);
+const paths = {
+  t,
+  kind: "bezier",
+  curve: {
+    train_loss: t.map((x) => 0.3 + 0.05 * Math.sin(Math.PI * x)),
+    test_loss: t.map((x) => 0.4 + 0.08 * x),
+  },
+  line: {
+    train_loss: t.map((x) => 0.3 + 2 * x * (1 - x) * 4),
+    test_loss: t.map((x) => 0.4 + 7 * x * (1 - x)),
+  },
+};
+
 const KINDS: [string, () => string][] = [
   ["contour", () => plotSurfaces([surf], { kind: "contour", title: "contour" })],
   ["filled", () => plotSurfaces([holes], { kind: "filled", lines: true })],
@@ -66,6 +90,17 @@ const KINDS: [string, () => string][] = [
         { x: surf.x, y: surf.y!, values: surf.values.train_loss!, done: surf.done },
         { x: [-0.8, -0.4, -0.1, 0], y: [0.5, 0.2, 0.05, 0], labels: ["0", "", "", "30"] },
         { xlabel: "1st PC: 48.21 %", ylabel: "2nd PC: 21.07 %" },
+      ),
+  ],
+  ["spectrum", () => spectrumFigure([{ ...density, label: "two probes" }], { title: "Hessian spectrum" })],
+  ["connect", () => connectionFigure(paths, { title: "w1 to w2, bezier vs line" })],
+  [
+    "connect-plane",
+    () =>
+      curvePlaneFigure(
+        { x: surf.x, y: surf.y!, values: surf.values.train_loss!, done: surf.done },
+        { x: [-0.9, -0.5, 0, 0.5, 0.9], y: [0, 0.4, 0.55, 0.4, 0], labels: ["w1", "", "phi(0.5)", "", "w2"] },
+        { title: "plane of the curve" },
       ),
   ],
 ];
@@ -175,4 +210,65 @@ describe("writeFigure", () => {
       expectEmbeddedDejaVu(readFileSync(join(dir, `${kind}.pdf`)).toString("latin1"));
     }
   });
+});
+
+describe("the analyses' commands write PDF figures", () => {
+  it("connect --pdf writes connect.pdf and connect-plane.pdf beside the SVGs; spectrum --figure x.pdf writes a PDF", () => {
+    const a = join(dir, "a");
+    const b = join(dir, "b");
+    expect(runCli("zoo", "cnn", "--out", a, "--seed", "0").code).toBe(0);
+    expect(runCli("zoo", "cnn", "--out", b, "--seed", "1").code).toBe(0);
+    const out = join(dir, "connect");
+    const small = ["--subset", "64", "--threads", "1"];
+    const r = runCli(
+      "connect",
+      "--model",
+      `${a}.onnx`,
+      "--from",
+      `${a}.safetensors`,
+      "--to",
+      `${b}.safetensors`,
+      "--out",
+      out,
+      "--steps",
+      "2",
+      "--train-batch-size",
+      "16",
+      "--points",
+      "3",
+      "--plane-points",
+      "3",
+      "--bn-batches",
+      "1",
+      "--bn-batch-size",
+      "16",
+      "--pdf",
+      ...small,
+    );
+    expect(r.code, r.err).toBe(0);
+    for (const name of ["connect", "connect-plane"]) {
+      const pdf = readFileSync(join(out, `${name}.pdf`)).toString("latin1");
+      expect(pdf.startsWith("%PDF-1.4")).toBe(true);
+      expect(pdf).toMatch(/\/MediaBox \[0 0 480 360\]/);
+      expectEmbeddedDejaVu(pdf);
+      expect(existsSync(join(out, `${name}.svg`))).toBe(true);
+    }
+    expect(r.out).toMatch(/connect-plane\.pdf/);
+    const fig = join(dir, "spectrum.pdf");
+    const s = runCli(
+      "spectrum",
+      "--model",
+      "cnn",
+      "--probes",
+      "1",
+      "--steps",
+      "3",
+      "--figure",
+      fig,
+      ...small,
+    );
+    expect(s.code, s.err).toBe(0);
+    expect(s.out).toContain(`wrote figure ${fig}`);
+    expectEmbeddedDejaVu(readFileSync(fig).toString("latin1"));
+  }, 120_000);
 });

@@ -19,6 +19,7 @@ import { writeReport } from "../../src/viewer/report.ts";
 import { startViewer, type Viewer } from "../../src/viewer/server.ts";
 import { systemTool } from "../_tools.ts";
 import { tempDir } from "../helpers.ts";
+import { writeAnalyses } from "./_analyses.ts";
 import { writeViewerFolder } from "./_fixtures.ts";
 
 const CHROMIUM = systemTool("chromium", "test/viewer/browser.test.ts (the viewer in a real browser)");
@@ -133,6 +134,7 @@ describe.skipIf(CHROMIUM === undefined)(`viewer in a real browser (${CHROMIUM})`
     ({ dir, cleanup } = tempDir("losscape-browser-"));
     data = join(dir, "runs");
     writeViewerFolder(data);
+    await writeAnalyses(data);
     copyFileSync(join(data, "paraboloid.h5"), join(data, "vanishing.h5"));
     appDir = await ensureViewerBuild();
     viewer = await startViewer({ paths: [data], appDir });
@@ -269,10 +271,60 @@ describe.skipIf(CHROMIUM === undefined)(`viewer in a real browser (${CHROMIUM})`
     expect(pageErrors).toEqual([]);
   });
 
+  test("the analyses open in their panels: connectivity curves and barriers, the spectrum on a log axis, the sharpness table", async () => {
+    const traceNames = (id: string) =>
+      page.evaluate(
+        (id) =>
+          (document.getElementById(id) as unknown as { _fullData: { name: string }[] })._fullData.map(
+            (t) => t.name,
+          ),
+        id,
+      );
+    let before = await renders(page);
+    await page.getByRole("button", { name: "connect/connect.json" }).click();
+    await rendered(page, before);
+    expect(await traceNames("plot-connect-loss")).toEqual([
+      "bezier curve, train",
+      "straight line, train",
+      "bezier curve, test",
+      "straight line, test",
+    ]);
+    const barrier = page.locator('#barriers td[data-path="curve"][data-quantity="train loss"]');
+    expect(Number(await barrier.getAttribute("data-value"))).toBeCloseTo(1.5, 6);
+    await page.screenshot({ path: artifact("connect.png"), fullPage: true });
+    before = await renders(page);
+    await page.locator("#open-plane").click();
+    await rendered(page, before);
+    await expect(page.locator("h2.surface-title").textContent()).resolves.toMatch(/^connect\/plane\.h5/);
+    before = await renders(page);
+    await page.getByRole("button", { name: "spectrum.json" }).click();
+    await rendered(page, before);
+    const axis = await page.evaluate(
+      () =>
+        (document.getElementById("plot-spectrum") as unknown as { _fullLayout: { yaxis: { type: string } } })
+          ._fullLayout.yaxis.type,
+    );
+    expect(axis).toBe("log");
+    await expect(page.locator("#spectrum-about").textContent()).resolves.toMatch(
+      /^3 rademacher probes × 4 Lanczos steps = 12 Hessian-vector products · density broadened with σ 0\.1/,
+    );
+    await page.screenshot({ path: artifact("spectrum.png"), fullPage: true });
+    before = await renders(page);
+    await page.getByRole("button", { name: "sharpness.json" }).click();
+    await rendered(page, before);
+    expect(await page.locator("#sharpness-table tbody tr").count()).toBe(2);
+    await expect(page.locator("#sharpness-table thead").textContent()).resolves.toContain(
+      "worst case ℓ2 (ρ 0.5)",
+    );
+    await page.screenshot({ path: artifact("sharpness.png"), fullPage: true });
+    expect(pageErrors).toEqual([]);
+  });
+
   test("the report is one file that renders from file:// without any request", async () => {
     const out = join(dir, "report.html");
     const summary = await writeReport({ paths: [data], out, title: "Paraboloid report", appDir });
     expect(summary.surfaces).toBeGreaterThanOrEqual(5);
+    expect(summary.analyses).toBe(3);
     expect(summary.errors).toEqual([expect.stringMatching(/broken\.h5.*not an HDF5 file/)]);
     const html = readFileSync(out, "utf8");
     expect(html).not.toMatch(/\b(src|href)="\.?\/?assets\//);
@@ -295,6 +347,11 @@ describe.skipIf(CHROMIUM === undefined)(`viewer in a real browser (${CHROMIUM})`
     const train = report.locator('#details td[data-quantity="train_loss"]');
     expect(Number(await train.getAttribute("data-value"))).toBe(want.values.train_loss![10 * 21 + 10]);
     await report.screenshot({ path: artifact("report.png"), fullPage: true });
+    // The analyses are embedded too.
+    const shown = await renders(report);
+    await report.getByRole("button", { name: "sharpness.json" }).click();
+    await rendered(report, shown);
+    expect(await report.locator("#sharpness-table tbody tr").count()).toBe(2);
     expect(requests.filter((u) => !u.startsWith("file:") && !u.startsWith("data:"))).toEqual([]);
     expect(errors).toEqual([]);
     await report.close();

@@ -10,7 +10,8 @@ export const MAIN_SURFACE_NAME = "surface.h5";
 /**
  * How good a first view a listed surface is (0 best): a 2D train-loss surface
  * named like the demo's main one; any other 2D train-loss surface, plain ones
- * (no eigenvalues) first; a 2D surface with a test loss only; a 1D loss
+ * (no eigenvalues) first; a 2D surface with a test loss only, or the plane of a
+ * connectivity curve (metadata kind "curve-plane"); a 1D loss
  * surface; a trajectory's surface; a Hessian map (eigenvalues, no loss);
  * anything else. Trajectory surfaces (a projected path, or metadata kind
  * "trajectory") count as trajectories whatever their name.
@@ -27,6 +28,7 @@ export function firstViewRank(
   const trajectory = e.trajectory || e.kind === "trajectory";
   const base = e.name.slice(e.name.lastIndexOf("/") + 1);
   if (e.dims === 2 && loss && !trajectory) {
+    if (e.kind === "curve-plane") return 3;
     if (has("train_loss")) return base === MAIN_SURFACE_NAME ? 0 : hessian ? 2 : 1;
     return 3;
   }

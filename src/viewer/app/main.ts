@@ -4,14 +4,35 @@
 // surface, a linked contour map (click a point: its values, slices through
 // it, and its place on the 3D surface), the Hessian ratio map when the file
 // has eigenvalues, and curves for 1D surfaces; or several surfaces side by
-// side on one colour scale. The same page runs live (`losscape view`) and
+// side on one colour scale; or an analysis's panel (mode connectivity, Hessian
+// spectrum, sharpness table). The same page runs live (`losscape view`) and
 // inlined in a report. State lives in one object; `render()` redraws from it.
 // body[data-status] is "ready" once a render has finished, and body[data-renders]
 // counts finished renders (tests wait on them).
 
 import Plotly, { type PlotlyEvent } from "plotly.js-gl3d-dist-min";
 import { POINT, POINT_NAMES, SURFACE_QUANTITIES } from "../../formats/quantities.ts";
-import type { SurfaceJson, SurfaceList, SurfaceListOk } from "../api.ts";
+import type {
+  AnalysisJson,
+  ConnectAnalysisJson,
+  SharpnessAnalysisJson,
+  SpectrumAnalysisJson,
+  SurfaceJson,
+  SurfaceList,
+  SurfaceListOk,
+} from "../api.ts";
+import {
+  barrierRows,
+  cell,
+  connectDescription,
+  connectFigure,
+  sharpnessCells,
+  sharpnessDescription,
+  sharpnessHeader,
+  spectrumDensityFigure,
+  spectrumDescription,
+  trainingFigure,
+} from "./analyses.ts";
 import { mainSurface } from "./choose.ts";
 import { COLORMAPS, type ColormapName, isColormap } from "./colormaps.ts";
 import { focusedLevels } from "./contour.ts";
@@ -49,6 +70,8 @@ interface State {
   list: SurfaceList | null;
   /** The surface the Surface tab shows. */
   active: string | null;
+  /** The analysis the Surface tab shows instead of a surface (connect, spectrum, sharpness), or null. */
+  analysis: string | null;
   /** Surfaces ticked for comparison, in ticking order. */
   ticked: string[];
   mode: Mode;
@@ -78,6 +101,7 @@ const PLOT_CONFIG = {
 const state: State = {
   list: null,
   active: null,
+  analysis: null,
   ticked: [],
   mode: "single",
   quantity: "train_loss",
@@ -98,6 +122,17 @@ function load(id: string): Promise<SurfaceJson> {
   if (p === undefined) {
     p = source.surface(id);
     surfaces.set(id, p);
+  }
+  return p;
+}
+
+const analyses = new Map<string, Promise<AnalysisJson>>();
+
+function loadAnalysis(id: string): Promise<AnalysisJson> {
+  let p = analyses.get(id);
+  if (p === undefined) {
+    p = source.analysis(id);
+    analyses.set(id, p);
   }
   return p;
 }
@@ -285,6 +320,7 @@ function renderList(): void {
         });
         const name = h("button", { type: "button", class: "name" }, s.name);
         name.addEventListener("click", () => {
+          state.analysis = null;
           if (state.active !== s.id) {
             state.active = s.id;
             state.selected = null;
@@ -301,7 +337,7 @@ function renderList(): void {
         ]
           .filter(Boolean)
           .join(" · ");
-        const active = state.mode === "single" && s.id === state.active;
+        const active = state.mode === "single" && state.analysis === null && s.id === state.active;
         return h(
           "li",
           { "data-id": s.id, class: active ? "active" : "" },
@@ -311,6 +347,7 @@ function renderList(): void {
       }),
     );
   }
+  renderAnalysisList(list);
   const skipped = byId("skipped");
   skipped.hidden = list.skipped.length === 0;
   skipped
@@ -320,9 +357,257 @@ function renderList(): void {
   byId("tab-compare").setAttribute("aria-selected", String(state.mode === "compare"));
 }
 
+const ANALYSIS_BADGES = { connect: "connectivity", spectrum: "spectrum", sharpness: "sharpness" } as const;
+
+function renderAnalysisList(list: SurfaceList): void {
+  const section = byId("analyses");
+  const entries = list.analyses ?? [];
+  section.hidden = entries.length === 0;
+  byId("analysis-list").replaceChildren(
+    ...entries.map((a) => {
+      if (a.status === "error") {
+        return h(
+          "li",
+          { class: "error", "data-id": a.id },
+          h("strong", {}, `⚠ ${a.name}`),
+          h("span", { class: "reason" }, a.error),
+        );
+      }
+      const name = h("button", { type: "button", class: "name" }, a.name);
+      name.addEventListener("click", () => {
+        state.analysis = a.id;
+        state.mode = "single";
+        void render();
+      });
+      const active = state.mode === "single" && state.analysis === a.id;
+      return h(
+        "li",
+        { "data-id": a.id, "data-analysis": a.analysis, class: active ? "active" : "" },
+        h(
+          "div",
+          { class: "entry" },
+          name,
+          h("span", { class: "badge" }, `${ANALYSIS_BADGES[a.analysis]} · ${a.summary}`),
+        ),
+      );
+    }),
+  );
+}
+
+// ---------- the analyses ----------
+
+function table(
+  head: readonly string[],
+  rows: readonly (Node | string)[][],
+  attrs: Record<string, string> = {},
+) {
+  return h(
+    "table",
+    { class: "details", ...attrs },
+    h("thead", {}, h("tr", {}, ...head.map((c) => h("th", {}, c)))),
+    h(
+      "tbody",
+      {},
+      ...rows.map((r) => h("tr", {}, ...r.map((c) => (c instanceof Node ? c : h("td", {}, c))))),
+    ),
+  );
+}
+
+function settingsPanel(settings: Record<string, string | number>): HTMLElement {
+  const rows = Object.entries(settings).sort(([a], [b]) => a.localeCompare(b));
+  return panel(
+    "Settings (from the file)",
+    h(
+      "table",
+      { class: "details meta" },
+      h("tbody", {}, ...rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, String(v))))),
+    ),
+  );
+}
+
+async function renderAnalysis(token: number): Promise<void> {
+  const entry = state.list?.analyses?.find((a) => a.id === state.analysis);
+  setPlaneControls(false);
+  setClipLabel(null);
+  if (entry === undefined) {
+    state.analysis = null;
+    await renderSingle(token);
+    return;
+  }
+  if (entry.status === "error") {
+    showMessage(null);
+    ensureView(`analysis-error:${entry.id}`, () => [
+      panel(entry.name, h("p", { class: "error-panel" }, `This file cannot be shown: ${entry.error}`)),
+    ]);
+    return;
+  }
+  let a: AnalysisJson;
+  try {
+    a = await loadAnalysis(entry.id);
+  } catch (e) {
+    const reason = (e as Error).message;
+    analyses.delete(entry.id);
+    void refreshList();
+    showMessage(null);
+    ensureView(`analysis-error:${entry.id}:${reason}`, () => [
+      panel(entry.name, h("p", { class: "error-panel" }, `This file cannot be shown: ${reason}`)),
+    ]);
+    return;
+  }
+  if (token !== renderToken) return;
+  showMessage(null);
+  switch (a.analysis) {
+    case "connect":
+      await renderConnect(a);
+      break;
+    case "spectrum":
+      await renderSpectrum(a);
+      break;
+    case "sharpness":
+      renderSharpness(a);
+      break;
+    default:
+      a satisfies never;
+  }
+}
+
+function barrierCell(b: { height: number | null; at: number | null } | null, path: string, q: string) {
+  if (b === null) return [h("td", { class: "missing" }, "—"), h("td", { class: "missing" }, "—")];
+  return [
+    h("td", { "data-path": path, "data-quantity": q, "data-value": String(b.height) }, cell(b.height)),
+    h("td", {}, b.at === null ? "—" : `t = ${cell(b.at, 3)}`),
+  ];
+}
+
+async function renderConnect(a: ConnectAnalysisJson): Promise<void> {
+  ensureView(`connect:${a.id}`, () => {
+    const plane = a.plane;
+    const planeNode =
+      plane === null
+        ? h("p", { class: "muted" }, "No plane surface (plane.h5) is served beside this file.")
+        : (() => {
+            const open = h(
+              "button",
+              { type: "button", class: "link", id: "open-plane" },
+              `open ${plane.name}`,
+            );
+            open.addEventListener("click", () => {
+              state.analysis = null;
+              state.active = plane.id;
+              state.selected = null;
+              state.mode = "single";
+              void render();
+            });
+            return h(
+              "p",
+              {},
+              "The loss surface of the plane through both models and the control point (the straight line is β = 0): ",
+              open,
+            );
+          })();
+    const rows = barrierRows(a).map((r) => [
+      h("th", {}, r.quantity),
+      ...barrierCell(r.curve, "curve", r.quantity),
+      ...barrierCell(r.line, "line", r.quantity),
+    ]);
+    return [
+      h("h2", { class: "surface-title" }, a.name, h("small", {}, connectDescription(a))),
+      h(
+        "div",
+        { class: "row" },
+        panel(
+          "Loss along the curve (solid) and the straight line (dashed)",
+          plotDiv("plot-connect-loss", "line"),
+        ),
+        panel("Accuracy along the curve and the straight line", plotDiv("plot-connect-acc", "line")),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        panel(
+          "Barrier heights: max over t of value(t) − ((1 − t) value(0) + t value(1))",
+          table([" ", `${a.kind} curve`, "at", "straight line", "at"], rows, { id: "barriers" }),
+        ),
+        panel("Plane of the curve", planeNode),
+      ),
+      h(
+        "div",
+        { class: "row" },
+        ...(a.trainingLosses !== null && a.trainingLosses.length > 0
+          ? [panel("Training of the control point", plotDiv("plot-connect-training", "small"))]
+          : []),
+        settingsPanel({ bn: a.bn, curve: a.kind, ...a.settings }),
+      ),
+    ];
+  });
+  const jobs = [
+    draw(byId("plot-connect-loss"), connectFigure(a, "loss")),
+    draw(byId("plot-connect-acc"), connectFigure(a, "accuracy")),
+  ];
+  if (a.trainingLosses !== null && a.trainingLosses.length > 0)
+    jobs.push(draw(byId("plot-connect-training"), trainingFigure(a.trainingLosses)));
+  await Promise.all(jobs);
+}
+
+async function renderSpectrum(a: SpectrumAnalysisJson): Promise<void> {
+  ensureView(`spectrum:${a.id}`, () => [
+    h("h2", { class: "surface-title" }, a.name),
+    h("p", { class: "analysis-about", id: "spectrum-about" }, spectrumDescription(a)),
+    h(
+      "div",
+      { class: "row" },
+      panel("Hessian spectral density (stochastic Lanczos quadrature)", plotDiv("plot-spectrum", "line")),
+    ),
+    h(
+      "div",
+      { class: "row" },
+      ...(a.moments !== null
+        ? [
+            panel(
+              "Moments mean over probes of Σ w tᵏ (estimates of tr(Hᵏ) / n)",
+              table(
+                ["k", "moment"],
+                a.moments.map((m, k) => [String(k), cell(m)]),
+              ),
+            ),
+          ]
+        : []),
+      settingsPanel({ probes: a.probes, steps: a.steps, sigma: a.sigma, ...a.settings }),
+    ),
+  ]);
+  await draw(byId("plot-spectrum"), spectrumDensityFigure(a));
+}
+
+function renderSharpness(a: SharpnessAnalysisJson): void {
+  ensureView(`sharpness:${a.id}`, () => [
+    h("h2", { class: "surface-title" }, a.name),
+    h("p", { class: "analysis-about", id: "sharpness-about" }, sharpnessDescription(a)),
+    panel(
+      "Sharpness at each model",
+      table(
+        sharpnessHeader(a),
+        a.rows.map((r) => sharpnessCells(r)),
+        { id: "sharpness-table" },
+      ),
+    ),
+    h(
+      "p",
+      { class: "muted" },
+      "ε-sharpness (Keskar et al. 2017): 100 (max L(x+y) − L(x)) / (1 + L(x)) over |yᵢ| ≤ ε (|xᵢ| + 1). " +
+        "Worst case (Andriushchenko et al. 2023): max L(w+d) − L(w) over ‖d / |w|‖ ≤ ρ, by projected ascent (a lower bound). " +
+        "Average case (Kwon et al. 2021): E L(w+d) − L(w), d ~ N(0, ρ² diag(w²)), ± one standard error. " +
+        "λmax and the trace are of the Hessian w.r.t. the filter weights.",
+    ),
+  ]);
+}
+
 // ---------- the Surface tab ----------
 
 async function renderSingle(token: number): Promise<void> {
+  if (state.analysis !== null) {
+    await renderAnalysis(token);
+    return;
+  }
   const entry = state.list?.surfaces.find((s) => s.id === state.active);
   if (entry === undefined) {
     ensureView("empty", () => [
@@ -869,6 +1154,7 @@ function syncControls(): void {
 function writeHash(): void {
   const p = new URLSearchParams();
   if (state.mode === "compare") p.set("compare", state.ticked.join(","));
+  else if (state.analysis !== null) p.set("analysis", state.analysis);
   else if (state.active !== null) p.set("surface", state.active);
   p.set("q", state.quantity);
   if (state.log) p.set("log", "1");
@@ -886,7 +1172,13 @@ function readHash(): void {
     state.ticked = compare;
     state.mode = "compare";
   }
-  if (surface !== null && ids.has(surface)) state.active = surface;
+  if (surface !== null && ids.has(surface)) {
+    state.active = surface;
+    state.analysis = null;
+  }
+  const analysis = p.get("analysis");
+  if (analysis !== null && (state.list?.analyses ?? []).some((a) => a.id === analysis))
+    state.analysis = analysis;
   const q = p.get("q");
   if (q !== null && q in QUANTITY_LABELS) state.quantity = q as ViewQuantity;
   state.log = p.get("log") === "1";
@@ -937,6 +1229,7 @@ function wireControls(): void {
   rescan.hidden = source.title !== null; // a report's data is fixed
   rescan.addEventListener("click", () => {
     surfaces.clear();
+    analyses.clear();
     void refreshList().then(() => render());
   });
   byId("tab-single").addEventListener("click", () => {
@@ -978,6 +1271,8 @@ async function start(): Promise<void> {
   }
   const ok = okEntries();
   state.active = mainSurface(ok);
+  // The main loss surface opens first; with no surface at all, the first readable analysis.
+  if (state.active === null) state.analysis = state.list.analyses?.find((a) => a.status === "ok")?.id ?? null;
   readHash();
   await render();
 }

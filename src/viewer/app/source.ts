@@ -5,6 +5,7 @@
 // name and the reason, for the page to show.
 
 import {
+  type AnalysisJson,
   type ApiError,
   REPORT_DATA_ELEMENT,
   type ReportData,
@@ -20,6 +21,8 @@ export interface DataSource {
   list(): Promise<SurfaceList>;
   /** One surface; rejects with the file's name and the reason. */
   surface(id: string): Promise<SurfaceJson>;
+  /** One analysis (connect, spectrum, sharpness); rejects with the file's name and the reason. */
+  analysis(id: string): Promise<AnalysisJson>;
 }
 
 function isApiError(v: unknown): v is ApiError {
@@ -58,6 +61,7 @@ function apiSource(): DataSource {
     title: null,
     list: () => getJson<SurfaceList>("api/surfaces"),
     surface: (id) => getJson<SurfaceJson>(`api/surface?id=${encodeURIComponent(id)}`),
+    analysis: (id) => getJson<AnalysisJson>(`api/analysis?id=${encodeURIComponent(id)}`),
   };
 }
 
@@ -71,6 +75,12 @@ function reportSource(data: ReportData): DataSource {
       if (s === undefined) throw new Error(`the report holds no surface with id '${id}'`);
       if (isApiError(s)) throw failure(s);
       return s;
+    },
+    analysis: async (id) => {
+      const a = data.analyses?.[id];
+      if (a === undefined) throw new Error(`the report holds no analysis with id '${id}'`);
+      if (isApiError(a)) throw failure(a);
+      return a;
     },
   };
 }
