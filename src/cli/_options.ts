@@ -6,6 +6,12 @@ import type { Dataset } from "../data/dataset.ts";
 import { type LoadOptions, loadDataset, type Split } from "../data/load.ts";
 import { parseSubset } from "../data/transform.ts";
 import { DEFAULT_IGNORE_INDEX, LOSS_NAMES, type LossName, type TaskOptions } from "../engine/task.ts";
+import {
+  BATCH_NORM_HANDLINGS,
+  type BatchNormHandling,
+  DEFAULT_BN_BATCH_SIZE,
+  DEFAULT_BN_BATCHES,
+} from "../landscape/bn.ts";
 import { parseRefine } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { openModel } from "../model/open.ts";
@@ -298,4 +304,36 @@ export function onlyPlan(o: { only?: RegExp }): {
   expected: Record<string, string>;
 } {
   return { plan: o.only ? { only: o.only } : {}, expected: { only: o.only?.source ?? "" } };
+}
+
+/**
+ * --bn, --bn-batches, --bn-batch-size and --bn-seed (surface, interpolate, connect): batch-norm
+ * running statistics at each point, interpolated like weights or recomputed from seeded training
+ * batches (src/landscape/bn.ts). `fallback` says what "interpolate" does for this command.
+ */
+export function batchNormOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
+  cmd: Command<A, O, G>,
+  mode: BatchNormHandling,
+  fallback: string,
+) {
+  return cmd
+    .option(
+      "--bn <mode>",
+      `batch-norm running statistics at each point: interpolate (${fallback}; the reference's semantics) or recompute (from --bn-batches training batches, as mode-connectivity work does)`,
+      oneOf("--bn", BATCH_NORM_HANDLINGS),
+      mode,
+    )
+    .option(
+      "--bn-batches <k>",
+      "--bn recompute: training batches per point",
+      positiveInt("--bn-batches"),
+      DEFAULT_BN_BATCHES,
+    )
+    .option(
+      "--bn-batch-size <n>",
+      "--bn recompute: samples per batch",
+      positiveInt("--bn-batch-size"),
+      DEFAULT_BN_BATCH_SIZE,
+    )
+    .option("--bn-seed <n>", "--bn recompute: seed of the choice of batches", nonNegativeInt("--bn-seed"), 0);
 }

@@ -6,12 +6,18 @@ import { readFileSync } from "node:fs";
 import type { Command } from "@commander-js/extra-typings";
 import type { OptimizerConfig } from "../core/optim.ts";
 import type { Dataset } from "../data/dataset.ts";
-import { DEFAULT_BN_BATCH_SIZE, DEFAULT_BN_BATCHES } from "../landscape/bn.ts";
 import { CURVE_KINDS, type CurveKind } from "../landscape/connect.ts";
 import { connectModels } from "../landscape/connect-job.ts";
 import { loadParams } from "../model/checkpoint.ts";
 import { writeFigure } from "../plot/plot.ts";
-import { dataOptions, loadFromFlags, modelOptions, openFromFlags, taskFromFlags } from "./_options.ts";
+import {
+  batchNormOptions,
+  dataOptions,
+  loadFromFlags,
+  modelOptions,
+  openFromFlags,
+  taskFromFlags,
+} from "./_options.ts";
 import { nonNegativeInt, oneOf, positiveInt, positiveNumber } from "./_parse.ts";
 import { startProgress } from "./progress.ts";
 
@@ -19,7 +25,11 @@ const OPTIMIZERS = ["sgd", "adam"] as const;
 
 /** Adds `losscape connect`. */
 export function registerConnectCommand(program: Command): void {
-  dataOptions(modelOptions(program.command("connect")))
+  batchNormOptions(
+    dataOptions(modelOptions(program.command("connect"))),
+    "recompute",
+    "combined like weights",
+  )
     .description(
       "mode connectivity: train a Bezier curve or polygonal chain between two models, then loss, accuracy and barrier heights along it and along the straight line",
     )
@@ -65,25 +75,6 @@ export function registerConnectCommand(program: Command): void {
       nonNegativeInt("--plane-points"),
       11,
     )
-    .option(
-      "--bn <mode>",
-      "batch norm at evaluated points: recompute (default; from --bn-batches training batches) or interpolate (combined like weights)",
-      oneOf("--bn", ["recompute", "interpolate"] as const),
-      "recompute" as "recompute" | "interpolate",
-    )
-    .option(
-      "--bn-batches <k>",
-      "--bn recompute: training batches per point",
-      positiveInt("--bn-batches"),
-      DEFAULT_BN_BATCHES,
-    )
-    .option(
-      "--bn-batch-size <n>",
-      "--bn recompute: samples per batch",
-      positiveInt("--bn-batch-size"),
-      DEFAULT_BN_BATCH_SIZE,
-    )
-    .option("--bn-seed <n>", "--bn recompute: seed of the choice of batches", nonNegativeInt("--bn-seed"), 0)
     .option("--test", "also compute test loss and accuracy along the paths")
     .option("--pdf", "also write each figure as a vector PDF (fonts embedded) beside its SVG")
     .action(async (o) => {

@@ -2,7 +2,7 @@
 // parses its options, calls the library (src/landscape), and reports.
 
 import { existsSync } from "node:fs";
-import type { Command, OptionValues } from "@commander-js/extra-typings";
+import type { Command } from "@commander-js/extra-typings";
 import { type DirectionMode, NORMALIZATIONS, type Normalization } from "../core/directions.ts";
 import { axisValues, type Grid, gridSize, inShard, parseAxis, parseShard, type Shard } from "../core/grid.ts";
 import { norm } from "../core/vector.ts";
@@ -19,12 +19,9 @@ import {
   writeSurface,
 } from "../formats/surface-file.ts";
 import {
-  BATCH_NORM_HANDLINGS,
   type BatchNormHandling,
   batchNormProblems,
   createBatchNormRecalibrator,
-  DEFAULT_BN_BATCH_SIZE,
-  DEFAULT_BN_BATCHES,
   type RecomputeOptions,
   recalibratedEngine,
 } from "../landscape/bn.ts";
@@ -36,6 +33,7 @@ import { readOnnx } from "../model/import.ts";
 import type { Model } from "../model/model.ts";
 import { checkHessianAxesFlags, DIRECTION_KINDS, type DirectionKind, hessianAxes } from "./_hessian-axes.ts";
 import {
+  batchNormOptions,
   cacheLimits,
   costOptions,
   dataMeta,
@@ -189,33 +187,6 @@ async function printPlan(
 
 /** The --bn flags of surface and interpolate. */
 type BatchNormFlags = { bn: BatchNormHandling; bnBatches: number; bnBatchSize: number; bnSeed: number };
-
-/** Adds --bn, --bn-batches, --bn-batch-size and --bn-seed to a command. */
-function batchNormOptions<A extends unknown[], O extends OptionValues, G extends OptionValues>(
-  cmd: Command<A, O, G>,
-  fallback: string,
-) {
-  return cmd
-    .option(
-      "--bn <mode>",
-      `batch-norm running statistics at each point: interpolate (${fallback}; the reference's semantics) or recompute (from --bn-batches training batches, as mode-connectivity work does)`,
-      oneOf("--bn", BATCH_NORM_HANDLINGS),
-      "interpolate" as BatchNormHandling,
-    )
-    .option(
-      "--bn-batches <k>",
-      "--bn recompute: training batches per point",
-      positiveInt("--bn-batches"),
-      DEFAULT_BN_BATCHES,
-    )
-    .option(
-      "--bn-batch-size <n>",
-      "--bn recompute: samples per batch",
-      positiveInt("--bn-batch-size"),
-      DEFAULT_BN_BATCH_SIZE,
-    )
-    .option("--bn-seed <n>", "--bn recompute: seed of the choice of batches", nonNegativeInt("--bn-seed"), 0);
-}
 
 /** The recomputation of --bn recompute (undefined for interpolate). */
 function recomputeFromFlags(o: BatchNormFlags): RecomputeOptions | undefined {
@@ -387,6 +358,7 @@ export function registerLandscapeCommands(program: Command): void {
 
   batchNormOptions(
     costOptions(onlyOption(queueOptions(dataOptions(modelOptions(program.command("surface")))))),
+    "interpolate",
     "moved by the directions with --mode states, fixed with --mode weights",
   )
     .description("compute a 1D (--x) or 2D (--x and --y) loss surface around the model, resumable")
@@ -522,6 +494,7 @@ export function registerLandscapeCommands(program: Command): void {
         "interpolate only the parameters whose names match; the others stay the first model's",
       ),
     ),
+    "interpolate",
     "default; with --mode states",
   )
     .description(
