@@ -109,10 +109,10 @@ class OrtEngine implements Engine {
   private disposed = false;
   /** Batch buffer for streamed datasets. */
   private scratch: Float32Array | undefined;
-  private readonly prefixState: Prefix | undefined;
+  private prefixState: Prefix | undefined;
   private readonly scoredCounts = new WeakMap<Dataset, Map<string, number>>();
   /** Why there is no prefix cache although one was asked for. */
-  private readonly noPrefix: string | undefined;
+  private noPrefix: string | undefined;
 
   constructor(
     readonly model: Model,
@@ -450,13 +450,37 @@ class OrtEngine implements Engine {
     let layout: OutputLayout | undefined;
     let variant: Variant | null = null;
     if (!own) layout = outputLayout(await this.outputShape(params, data), data, task, where);
-    const p = this.prefixState;
+    let p = this.prefixState;
     let prefixSession: ort.InferenceSession | undefined;
     if (p) {
       prefixSession = await this.prefixSessionFor(p, params);
       if (!p.suffix) {
-        const first = await this.cutsFor(p, prefixSession, data, batchSize, 0, Math.min(batchSize, n));
-        this.suffixVariant(p, first.cuts, first.rows);
+        const count = Math.min(batchSize, n);
+        const first = await this.cutsFor(p, prefixSession, data, batchSize, 0, count);
+        const suffix = this.suffixVariant(p, first.cuts, first.rows);
+        // ONNX Runtime may fuse nodes across the cut in the whole graph (an Add folded into a
+        // convolution, a layout kept between them) and round differently from the split graph.
+        // The first batch is run both ways; unless every output bit agrees, the whole graph runs.
+        const whole = (await this.run(await this.sessionFor(params), data, 0, count)).out.slice();
+        const split = (
+          await this.run(await this.sessionFor(params, suffix), data, 0, count, undefined, first)
+        ).out;
+        if (
+          Buffer.compare(
+            Buffer.from(whole.buffer),
+            Buffer.from(split.buffer, split.byteOffset, split.byteLength),
+          ) !== 0
+        ) {
+          this.noPrefix =
+            "the split graph does not reproduce the whole graph's outputs bit for bit here (ONNX Runtime fuses nodes across the cut), so the whole graph runs at every point";
+          const ps = p.session;
+          p.session = undefined;
+          await ps?.release();
+          p.cache.dispose();
+          this.prefixState = undefined;
+          p = undefined;
+          prefixSession = undefined;
+        }
       }
     }
     if (layout) variant = this.scoringFor(layout, task, p);
