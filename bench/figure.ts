@@ -5,7 +5,8 @@
 // the refined plane is checked against the fully computed one. The peer is the reference loop in
 // PyTorch computing every point on the same cores (timed on --peer-points points, extrapolated: it
 // computes every point in full, at the same cost).
-// Run: npm run bench:figure [-- --nx 51 --samples 1000 --tol 0.01 --threads 2 --peer-points 2601 --keep plane.h5]
+// --model cnn: the demo's CNN instead. bench/refine-check.ts replays --refine on a kept plane.
+// Run: npm run bench:figure [-- --model resnet20 --nx 51 --samples 1000 --tol 0.01 --threads 2 --peer-points 2601 --keep plane.h5]
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -31,6 +32,7 @@ const { values } = parseArgs({
     "peer-points": { type: "string" },
     epochs: { type: "string", default: "2" },
     keep: { type: "string" },
+    model: { type: "string", default: "resnet20" },
   },
 });
 const threads = Number(values.threads);
@@ -44,9 +46,10 @@ const torchVersion = requirePeer();
 
 const trainData = loadDataset("fashion-mnist", "train", { subset: { count: 5000 }, seed: 0 });
 const test = loadDataset("fashion-mnist", "test", { subset: { count: samples }, seed: 0 });
-const model = zooModel("resnet20", { inputShape: trainData.shape, classes: 10, seed: 0 });
+const name = values.model;
+const model = zooModel(name, { inputShape: trainData.shape, classes: 10, seed: 0 });
 // The trained model is kept between runs (train() resumes a finished run at once).
-const runDir = join(tmpdir(), `losscape-bench-figure-resnet20-e${epochs}`);
+const runDir = join(tmpdir(), `losscape-bench-figure-${name}-e${epochs}`);
 mkdirSync(runDir, { recursive: true });
 const t0 = performance.now();
 const run = await train(
@@ -73,7 +76,7 @@ const path = join(dir, "plane.h5");
 const engine = await createOrtEngine(model, { threads });
 
 console.log(
-  `resnet20 (1x28x28, trained ${epochs} epochs on 5,000 Fashion-MNIST samples${trainSeconds > 5 ? `, ${trainSeconds.toFixed(0)} s` : ", cached"}), ${nx}x${nx} filter-normalized plane on ${samples} test samples, batch 128, ${threads} threads`,
+  `${name} (1x28x28, trained ${epochs} epochs on 5,000 Fashion-MNIST samples${trainSeconds > 5 ? `, ${trainSeconds.toFixed(0)} s` : ", cached"}), ${nx}x${nx} filter-normalized plane on ${samples} test samples, batch 128, ${threads} threads`,
 );
 console.log(await machineLine());
 console.log(`peer: torch ${torchVersion}, the reference loop over all ${points} points; ${PEER_SETUP}`);
@@ -114,15 +117,7 @@ rmSync(dir, { recursive: true, force: true });
 console.log(`peer: timing ${peerPoints} of ${points} points ...`);
 const peer = runPeer(
   new URL("./torch_surface.py", import.meta.url).pathname,
-  [
-    "resnet20",
-    String(threads),
-    String(nx),
-    String(samples),
-    "128",
-    trainData.shape.join(","),
-    String(peerPoints),
-  ],
+  [name, String(threads), String(nx), String(samples), "128", trainData.shape.join(","), String(peerPoints)],
   threads,
 );
 const peerSeconds = points / (peer.points_per_s as number);

@@ -6,7 +6,7 @@
 import { hutchinsonTrace, hutchPlusPlusTrace, lanczos } from "../core/lanczos.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
-import { type HessianOperator, type HvpOptions, hessianOperator } from "./hvp.ts";
+import { type HessianOperator, type HvpOptions, withHessianOperator } from "./hvp.ts";
 
 /** How the trace is estimated. */
 export type TraceMethod = "hutchinson" | "hutch++";
@@ -169,17 +169,5 @@ export async function hessianExtremes(
   options: ExtremesOptions & HvpOptions = {},
 ): Promise<HessianExtremes & { readonly passes: number }> {
   checkOptions(options, "hessianExtremes()");
-  const { batchSize, threads, session, task, ...rest } = options;
-  const H = await hessianOperator(model, theta, data, {
-    ...(task !== undefined ? { task } : {}),
-    ...(batchSize !== undefined ? { batchSize } : {}),
-    ...(threads !== undefined ? { threads } : {}),
-    ...(session !== undefined ? { session } : {}),
-  });
-  try {
-    const e = await operatorExtremes(H, rest);
-    return { ...e, passes: H.passes };
-  } finally {
-    await H.dispose();
-  }
+  return withHessianOperator(model, theta, data, options, (H, rest) => operatorExtremes(H, rest));
 }

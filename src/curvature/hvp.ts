@@ -172,3 +172,32 @@ export async function hessianOperator(
     },
   };
 }
+
+/**
+ * Runs `use` on the Hessian operator of `model` at `theta` over `data` (the HVP options taken from
+ * `options`, the rest passed to `use`), disposes the operator, and adds its number of passes.
+ *
+ * @example
+ * const e = await withHessianOperator(model, theta, data, { threads: 2, tol: 1e-3 }, (H, o) => operatorExtremes(H, o));
+ */
+export async function withHessianOperator<O extends object, R extends object>(
+  model: Model,
+  theta: Float32Array,
+  data: Dataset,
+  options: O & HvpOptions,
+  use: (H: HessianOperator, rest: Omit<O, keyof HvpOptions>) => Promise<R>,
+): Promise<R & { readonly passes: number }> {
+  const { batchSize, threads, session, task, ...rest } = options;
+  const H = await hessianOperator(model, theta, data, {
+    ...(task !== undefined ? { task } : {}),
+    ...(batchSize !== undefined ? { batchSize } : {}),
+    ...(threads !== undefined ? { threads } : {}),
+    ...(session !== undefined ? { session } : {}),
+  });
+  try {
+    const r = await use(H, rest as Omit<O, keyof HvpOptions>);
+    return { ...r, passes: H.passes };
+  } finally {
+    await H.dispose();
+  }
+}

@@ -15,7 +15,7 @@ import {
 } from "../core/lanczos.ts";
 import type { Dataset } from "../data/dataset.ts";
 import type { Model } from "../model/model.ts";
-import { type HessianOperator, type HvpOptions, hessianOperator } from "./hvp.ts";
+import { type HessianOperator, type HvpOptions, withHessianOperator } from "./hvp.ts";
 
 /** Options of a stochastic Lanczos quadrature. */
 export interface SpectrumOptions {
@@ -232,19 +232,10 @@ export async function hessianSpectrum(
   options: SpectrumOptions & HvpOptions = {},
 ): Promise<HessianSpectrum> {
   checkSpectrum(options, "hessianSpectrum()");
-  const { batchSize, threads, session, task, ...rest } = options;
-  const H = await hessianOperator(model, theta, data, {
-    ...(task !== undefined ? { task } : {}),
-    ...(batchSize !== undefined ? { batchSize } : {}),
-    ...(threads !== undefined ? { threads } : {}),
-    ...(session !== undefined ? { session } : {}),
-  });
-  try {
+  return withHessianOperator(model, theta, data, options, async (H, rest) => {
     const q = await operatorSpectrum(H, rest);
-    return { ...q, trace: spectrumTrace(q), passes: H.passes };
-  } finally {
-    await H.dispose();
-  }
+    return { ...q, trace: spectrumTrace(q) };
+  });
 }
 
 /**
@@ -260,17 +251,7 @@ export async function hessianTraceHutchPlusPlus(
   data: Dataset,
   options: { products?: number; seed?: number; distribution?: ProbeDistribution } & HvpOptions = {},
 ): Promise<HutchPlusPlusTrace & { readonly passes: number }> {
-  const { batchSize, threads, session, task, ...rest } = options;
-  const H = await hessianOperator(model, theta, data, {
-    ...(task !== undefined ? { task } : {}),
-    ...(batchSize !== undefined ? { batchSize } : {}),
-    ...(threads !== undefined ? { threads } : {}),
-    ...(session !== undefined ? { session } : {}),
-  });
-  try {
-    const t = await hutchPlusPlusTrace((v) => H.hvp(v), H.mask.length, { ...rest, mask: H.mask });
-    return { ...t, passes: H.passes };
-  } finally {
-    await H.dispose();
-  }
+  return withHessianOperator(model, theta, data, options, (H, rest) =>
+    hutchPlusPlusTrace((v) => H.hvp(v), H.mask.length, { ...rest, mask: H.mask }),
+  );
 }

@@ -113,18 +113,15 @@ export function splitGraph(model: Model, moving: ReadonlySet<string>): GraphSpli
     if (kind[i] === "suffix") for (const x of reads(n)) if (fromSamples.has(x)) cutSet.add(x);
   });
   // Cut tensors in the order they are produced (the samples input first, when the suffix reads it).
-  const order = new Map<string, number>([[model.input.name, -1]]);
+  const producer = new Map<string, number>();
   g.nodes.forEach((n, i) => {
-    for (const o of n.outputs) order.set(o, i);
+    for (const o of n.outputs) producer.set(o, i);
   });
-  const cuts = [...cutSet].sort((a, b) => order.get(a)! - order.get(b)!);
+  const order = (t: string) => (t === model.input.name ? -1 : producer.get(t)!);
+  const cuts = [...cutSet].sort((a, b) => order(a) - order(b));
 
   /** The nodes (indices, in order) needed to produce `targets`, stopping at `stop`. */
   const closure = (targets: Iterable<string>, stop: ReadonlySet<string>): number[] => {
-    const producer = new Map<string, number>();
-    g.nodes.forEach((n, i) => {
-      for (const o of n.outputs) producer.set(o, i);
-    });
     const need = new Set<number>();
     const stack = [...targets];
     while (stack.length) {

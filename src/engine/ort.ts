@@ -87,8 +87,6 @@ interface Prefix {
   readonly graph: Variant;
   readonly cache: PrefixCache;
   session?: ort.InferenceSession;
-  /** The prefix parameters the session and the cache were made with. */
-  fixed?: Float32Array;
   /** The suffix (built once the cut tensors' types are known) and its scoring variants. */
   suffix?: Variant;
   suffixProto?: ModelProto;
@@ -197,28 +195,26 @@ class OrtEngine implements Engine {
 
   /** The prefix session for `params`; a change of the prefix's parameters drops the cache. */
   private async prefixSessionFor(p: Prefix, params: Float32Array): Promise<ort.InferenceSession> {
-    const fixed = new Float32Array(p.graph.slots.reduce((a, s) => a + this.model.params[s.index]!.size, 0));
-    let at = 0;
-    for (const s of p.graph.slots) {
-      const spec = this.model.params[s.index]!;
-      fixed.set(params.subarray(spec.offset, spec.offset + spec.size), at);
-      at += spec.size;
-    }
+    // The prefix graph's bytes hold the values its session was built from: compare in place.
+    const specs = this.model.params;
     const same =
       p.session !== undefined &&
-      p.fixed !== undefined &&
-      Buffer.compare(
-        Buffer.from(fixed.buffer, fixed.byteOffset, fixed.byteLength),
-        Buffer.from(p.fixed.buffer, p.fixed.byteOffset, p.fixed.byteLength),
-      ) === 0;
+      p.graph.slots.every(({ index, at }) => {
+        const { offset, size } = specs[index]!;
+        return (
+          Buffer.compare(
+            Buffer.from(params.buffer, params.byteOffset + offset * 4, size * 4),
+            Buffer.from(p.graph.bytes.buffer, p.graph.bytes.byteOffset + at, size * 4),
+          ) === 0
+        );
+      });
     if (same) return p.session!;
     p.cache.clear();
     const previous = p.session;
     p.session = undefined;
     await previous?.release();
-    OrtEngine.patch(p.graph, params, this.model.params);
+    OrtEngine.patch(p.graph, params, specs);
     p.session = await this.createSession(p.graph.bytes);
-    p.fixed = fixed;
     return p.session;
   }
 

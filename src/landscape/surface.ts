@@ -372,14 +372,29 @@ function refineInput(surface: Surface, spec: string, shard?: Shard): RefineInput
   };
 }
 
-/** Interpolates the accepted cells' points into every quantity, marking them INTERPOLATED. */
-function fillSurface(surface: Surface, pass: RefinePass): void {
+/**
+ * Marks every interpolated point of `surface` not computed again (values NaN), in place: before the
+ * interpolation is replayed, and when a refined file is resumed without --refine. Returns how many.
+ *
+ * @example
+ * reopenInterpolated(surface); // 2034: the full grid is computed next
+ */
+export function reopenInterpolated(surface: Surface): number {
   const done = surface.done;
+  let reopened = 0;
   for (let k = 0; k < done.length; k++)
     if (done[k] === POINT.INTERPOLATED) {
       done[k] = POINT.NOT_COMPUTED;
       for (const a of Object.values(surface.values)) a[k] = Number.NaN;
+      reopened++;
     }
+  return reopened;
+}
+
+/** Interpolates the accepted cells' points into every quantity, marking them INTERPOLATED. */
+function fillSurface(surface: Surface, pass: RefinePass): void {
+  const done = surface.done;
+  reopenInterpolated(surface);
   const tested = [
     surface.values.train_loss!,
     ...(surface.values.test_loss ? [surface.values.test_loss] : []),

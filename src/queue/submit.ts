@@ -9,7 +9,7 @@ import { gridSize, inShard } from "../core/grid.ts";
 import type { LossName, TaskOptions } from "../engine/task.ts";
 import { POINT, type Surface, writeSurface } from "../formats/surface-file.ts";
 import type { SurfaceJob } from "../landscape/surface.ts";
-import { refineStep } from "../landscape/surface.ts";
+import { refineStep, reopenInterpolated } from "../landscape/surface.ts";
 import type { Model } from "../model/model.ts";
 import { openSurfaceFile } from "./_file.ts";
 import { checkQueueName, connectRedis, DEFAULT_QUEUE_NAME, enqueuePlan, openQueue } from "./_redis.ts";
@@ -197,11 +197,7 @@ export async function submitSurface(
       if (surface.meta["refine"] !== undefined) {
         // A refined file submitted without --refine: its interpolated points are computed now.
         delete surface.meta["refine"];
-        for (let k = 0; k < surface.done.length; k++)
-          if (surface.done[k] === POINT.INTERPOLATED) {
-            surface.done[k] = POINT.NOT_COMPUTED;
-            for (const a of Object.values(surface.values)) a[k] = Number.NaN;
-          }
+        reopenInterpolated(surface);
         writeSurface(job.path, surface);
       }
       for (let k = 0; k < gridSize(job.grid); k++)
